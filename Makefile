@@ -1,0 +1,115 @@
+# cloud-api-adaptor in C. `make` builds build/cloud-api-adaptor; `make check` runs every test.
+CC       ?= cc
+CLANG    ?= clang
+PKGS     := libuv libprotobuf-c jansson
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Ibuild/gen -Iadaptor -Iproviders
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(shell pkg-config --cflags $(PKGS))
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+PROTOS   := $(wildcard proto/*.proto)
+GEN_C    := $(patsubst proto/%.proto,build/gen/%.pb-c.c,$(PROTOS))
+GEN_H    := $(GEN_C:.c=.h)
+# Everything but the entry point and the provider table: shared by the daemon, its test
+# build and the unit tests.
+CORE_SRC := $(filter-out adaptor/main.c,$(wildcard adaptor/*.c)) \
+            $(filter-out providers/builtin.c,$(wildcard providers/*.c)) $(GEN_C)
+FAKE_SRC := $(wildcard tests/fakeprov/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,build/$(1)/%.o,$(2))
+CORE_OBJ      := $(call obj,obj,$(CORE_SRC))
+CORE_SAN_OBJ  := $(call obj,san,$(CORE_SRC))
+UNIT_BIN      := $(patsubst tests/unit/%.c,build/test/unit/%,$(UNIT_SRC))
+FUZZ_BIN      := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+
+FUZZ_SECONDS ?= 15
+
+.PHONY: all deps check unit e2e fuzz fuzz-check bench run clean
+.SECONDARY:
+
+all: build/cloud-api-adaptor build/test/cloud-api-adaptor
+
+# The Debian packages the build and the tests need.
+DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev \
+            libcmocka-dev clang libclang-rt-14-dev golang-go golang-github-containerd-ttrpc-dev \
+            golang-google-grpc-dev golang-gogoprotobuf-dev iproute2 procps
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS); \
+	else \
+		echo "run as root, or: sudo apt-get install -y $(DEB_PKGS)"; \
+	fi
+
+build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p build/gen
+	protoc-c --c_out=build/gen -Iproto $<
+
+build/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -DCAA_VERSION='"$(VERSION)"' -DCAA_COMMIT='"$(COMMIT)"' -MMD -MP -c $< -o $@
+
+build/san/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC/SAN  $<"
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -MMD -MP -c $< -o $@
+
+# Generated code is not ours to lint.
+build/obj/build/gen/%.o build/san/build/gen/%.o: WARN := -Wall -Werror
+
+build/cloud-api-adaptor: build/obj/adaptor/main.o build/obj/providers/builtin.o $(CORE_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# The daemon with the fake cloud provider of tests/fakeprov, never shipped.
+build/test/cloud-api-adaptor: build/obj/adaptor/main.o $(call obj,obj,$(FAKE_SRC)) $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/test/unit/%: tests/unit/%.c $(CORE_SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $< $(CORE_SAN_OBJ) $(LIBS) -lcmocka
+
+# libFuzzer targets under ASan+UBSan; each links the pure modules it exercises.
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS)) \
+		-o $@ $< $(CORE_SRC) $(LIBS)
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+e2e: build/test/cloud-api-adaptor
+	@tests/e2e/run-core.sh
+
+fuzz: $(FUZZ_BIN)
+	@tests/run-fuzz.sh 300 $(FUZZ_BIN)
+
+fuzz-check: $(FUZZ_BIN)
+	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+check: all $(UNIT_BIN) $(FUZZ_BIN)
+	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)"
+
+bench: all
+	@if ls tests/bench/*.sh >/dev/null 2>&1; then for b in tests/bench/*.sh; do bash $$b || exit 1; done; \
+	else echo "no benchmarks yet"; fi
+
+# Runs the daemon in the foreground with the first provider compiled in.
+run: build/cloud-api-adaptor
+	@p=$$(build/cloud-api-adaptor help | sed -n 's/^Providers: //p' | awk '{print $$1}'); \
+	if [ -z "$$p" ] || [ "$$p" = "(none" ]; then \
+		echo "make run: no cloud provider is compiled in yet (libvirt and azure arrive with their issues);"; \
+		echo "          'make check' runs the daemon against the test provider."; exit 1; fi; \
+	exec build/cloud-api-adaptor $$p
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,35 @@
+/* daemon: the one daemon context. Everything the process owns hangs off it: the loop, the
+ * configuration, the provider, the sandbox store, the ttrpc server and the signal handles.
+ * It is the only mutable state that is not local to a module instance. */
+#ifndef ADAPTOR_DAEMON_H
+#define ADAPTOR_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "../providers/provider.h"
+#include "config.h"
+#include "sandbox.h"
+#include "ttrpc_server.h"
+
+struct getinfo_wait;
+
+struct daemon {
+    uv_loop_t *loop;
+    struct config cfg;
+    struct config_registry reg;
+    const struct provider_ops *pops;
+    void *popts;
+    struct provider *prov;
+    struct sandbox_store store;
+    struct ttrpc_server *server;
+    struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
+    uv_signal_t sig_term, sig_int;
+    unsigned signals;
+    bool shutting_down;
+    dev_t sock_dev; /* identity of the socket we bound, to remove it only if still ours */
+    ino_t sock_ino;
+};
+
+#endif

@@ -1,0 +1,919 @@
+#include "hypervisor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "../providers/instance.h"
+#include "hypervisor.pb-c.h"
+#include "log.h"
+#include "podvminfo.pb-c.h"
+
+#define DELETE_RETRY_MIN_MS 1000
+#define DELETE_RETRY_MAX_MS 60000
+
+enum op_kind { OP_START, OP_STOP, OP_ROLLBACK };
+
+struct sandbox_op {
+    enum op_kind kind;
+    struct daemon *d;
+    struct sandbox *sb;
+    struct ttrpc_call *call; /* NULL for background work */
+    struct provider_op *pop; /* in-flight provider create */
+    int cancel_code;         /* set when the caller's context ended or StopVM took over */
+    struct provider_error perr;
+    bool failed;
+    uint64_t t0;
+    struct sandbox_op *next;
+};
+
+struct getinfo_wait {
+    struct ttrpc_call *call;
+    struct daemon *d;
+    char *name, *ns;
+    struct getinfo_wait *next, *prev;
+};
+
+static void op_run(struct sandbox_op *op);
+static void op_done(struct sandbox_op *op);
+static void create_saved(void *arg, int ioerr);
+static void waiters_wake(struct daemon *d);
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static void op_reply_ok(struct sandbox_op *op)
+{
+    if (op->call) {
+        ttrpc_call_reply(op->call, NULL, 0);
+        op->call = NULL;
+    }
+}
+
+static void op_fail(struct sandbox_op *op, int code, const char *fmt, const char *detail)
+{
+    if (op->call) {
+        ttrpc_call_fail(op->call, code, fmt, detail);
+        op->call = NULL;
+    }
+}
+
+static size_t live_count(const struct daemon *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->store.nbuckets; i++)
+        for (const struct sandbox *sb = d->store.buckets[i]; sb; sb = sb->hnext)
+            n += sb->phase != SANDBOX_STOPPING;
+    return n;
+}
+
+static struct sandbox_op *op_new(struct daemon *d, struct sandbox *sb, enum op_kind kind, struct ttrpc_call *call)
+{
+    struct sandbox_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->kind = kind;
+    op->d = d;
+    op->sb = sb;
+    op->call = call;
+    op->t0 = uv_now(d->loop);
+    return op;
+}
+
+static void op_queue_unlink(struct sandbox *sb, struct sandbox_op *op)
+{
+    struct sandbox_op *prev = NULL;
+    for (struct sandbox_op *q = sb->queue_head; q; prev = q, q = q->next) {
+        if (q != op)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            sb->queue_head = q->next;
+        if (sb->queue_tail == q)
+            sb->queue_tail = prev;
+        q->next = NULL;
+        return;
+    }
+}
+
+static void op_cancel_hook(struct ttrpc_call *call, int code, void *arg)
+{
+    struct sandbox_op *op = arg;
+    (void)call;
+    if (op->d->shutting_down)
+        return;
+    if (op->sb->op != op) {
+        /* Still queued behind another operation: answer now and forget it. */
+        op_queue_unlink(op->sb, op);
+        op_fail(op, code, "%s", code == TTRPC_DEADLINE_EXCEEDED ? "context deadline exceeded" : "context canceled");
+        free(op);
+        return;
+    }
+    if (op->kind == OP_STOP)
+        return; /* a deletion, once begun, is finished or durably queued regardless */
+    if (!op->cancel_code)
+        op->cancel_code = code;
+    if (op->pop)
+        op->d->pops->cancel(op->pop);
+}
+
+/* Queues op behind the sandbox's current operation, or runs it. StopVM pre-empts StartVM. */
+static void op_submit(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    if (op->call)
+        ttrpc_call_on_cancel(op->call, op_cancel_hook, op);
+    if (!sb->op) {
+        sb->op = op;
+        op_run(op);
+        return;
+    }
+    if (op->kind == OP_STOP) {
+        struct sandbox_op *cur = sb->op;
+        if (cur->kind == OP_START && !cur->cancel_code) {
+            cur->cancel_code = TTRPC_CANCELED;
+            if (cur->pop)
+                op->d->pops->cancel(cur->pop);
+        }
+        op->next = sb->queue_head; /* the stop runs right after the cancelled start */
+        sb->queue_head = op;
+        if (!sb->queue_tail)
+            sb->queue_tail = op;
+        return;
+    }
+    if (sb->queue_tail)
+        sb->queue_tail->next = op;
+    else
+        sb->queue_head = op;
+    sb->queue_tail = op;
+}
+
+static void sandbox_release(struct daemon *d, struct sandbox *sb)
+{
+    /* The record is erased: answer whoever still waits for this sandbox. */
+    struct sandbox_op *q;
+    while ((q = sb->queue_head)) {
+        sb->queue_head = q->next;
+        if (q->kind == OP_STOP)
+            op_reply_ok(q);
+        else
+            op_fail(q, TTRPC_NOT_FOUND, "getting sandbox: sandbox %s does not exist", sb->id);
+        free(q);
+    }
+    sb->queue_tail = NULL;
+    sandbox_store_remove(&d->store, sb);
+    if (sb->retry) {
+        uv_close((uv_handle_t *)sb->retry, (uv_close_cb)free);
+        sb->retry = NULL;
+    }
+    sandbox_free(sb);
+}
+
+static void op_done(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    struct daemon *d = op->d;
+    sb->op = NULL;
+    bool gone = sb->phase == SANDBOX_GONE;
+    free(op);
+    if (d->shutting_down)
+        return;
+    if (gone) {
+        sandbox_release(d, sb);
+        return;
+    }
+    struct sandbox_op *next = sb->queue_head;
+    if (next) {
+        sb->queue_head = next->next;
+        if (!sb->queue_head)
+            sb->queue_tail = NULL;
+        next->next = NULL;
+        sb->op = next;
+        op_run(next);
+    }
+}
+
+static void set_phase(struct sandbox *sb, enum sandbox_phase to)
+{
+    if (!sandbox_phase_allowed(sb->phase, to))
+        log_warn("adaptor", "sandbox %s: unexpected phase change %s -> %s", sb->id, sandbox_phase_name(sb->phase),
+                 sandbox_phase_name(to));
+    sb->phase = to;
+}
+
+static int save(struct sandbox_op *op, sandbox_io_cb cb)
+{
+    if (sandbox_store_save(&op->d->store, op->sb, cb, op)) {
+        cb(op, ENOMEM);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- StartVM -------------------------------------------------------------------------- */
+
+static void start_rollback(struct sandbox_op *op);
+
+static void start_saved_running(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    if (op->d->shutting_down)
+        return;
+    if (err && !op->cancel_code) {
+        op->failed = true;
+        op->perr.code = TTRPC_INTERNAL;
+        snprintf(op->perr.msg, sizeof(op->perr.msg), "persisting sandbox state under %s: %s", op->d->store.dir,
+                 strerror(err));
+    }
+    if (err || op->cancel_code) {
+        start_rollback(op);
+        return;
+    }
+    log_info("adaptor", "StartVM: sandbox %s is running on instance %s (%s) after %llu ms", op->sb->id,
+             op->sb->inst.name, op->sb->inst.id, (unsigned long long)(uv_now(op->d->loop) - op->t0));
+    op_reply_ok(op);
+    op_done(op);
+}
+
+static void start_on_address(void *arg, const struct provider_instance *inst)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    sb->inst.n_ips = 0;
+    for (unsigned i = 0; i < inst->n_ips && i < PROVIDER_IPS_MAX; i++)
+        memcpy(sb->inst.ips[sb->inst.n_ips++], inst->ips[i], sizeof(sb->inst.ips[0]));
+    log_debug("adaptor", "sandbox %s: instance %s has address %s", sb->id, sb->inst.name,
+              sb->inst.n_ips ? sb->inst.ips[0] : "");
+}
+
+static void start_created(void *arg, const struct provider_error *err, const struct provider_instance *inst)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    op->pop = NULL;
+    if (inst) {
+        if (inst->id[0])
+            memcpy(sb->inst.id, inst->id, sizeof(sb->inst.id));
+        if (inst->n_ips)
+            start_on_address(op, inst);
+    }
+    if (err && !op->cancel_code) { /* after a cancel, the provider's error is just its echo */
+        op->failed = true;
+        op->perr = *err;
+    }
+    if (err || op->cancel_code) {
+        start_rollback(op);
+        return;
+    }
+    if (!sb->inst.n_ips) {
+        op->failed = true;
+        op->perr.code = TTRPC_UNKNOWN;
+        snprintf(op->perr.msg, sizeof(op->perr.msg), "instance IP is not available");
+        start_rollback(op);
+        return;
+    }
+    set_phase(sb, SANDBOX_RUNNING);
+    waiters_wake(op->d);
+    save(op, start_saved_running);
+}
+
+static void start_saved_starting(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    struct daemon *d = op->d;
+    struct sandbox *sb = op->sb;
+    if (d->shutting_down)
+        return;
+    if (err) {
+        /* Nothing exists in the cloud yet; the old record on disk is still valid. */
+        set_phase(sb, SANDBOX_FAILED);
+        memset(&sb->inst, 0, sizeof(sb->inst));
+        op_fail(op, TTRPC_INTERNAL, "persisting sandbox state: %s (check PODS_DIR)", strerror(err));
+        op_done(op);
+        return;
+    }
+    if (op->cancel_code) {
+        start_rollback(op);
+        return;
+    }
+    static const char userdata[] = "#cloud-config\n";
+    struct provider_create_req req = {
+        .sandbox_id = sb->id,
+        .instance_name = sb->inst.name,
+        .pod = &sb->pod,
+        .userdata = (const uint8_t *)userdata,
+        .userdata_len = sizeof(userdata) - 1,
+        .deadline = op->call ? ttrpc_call_deadline(op->call) : 0,
+    };
+    static const struct provider_create_cbs cbs = {start_on_address, start_created};
+    op->pop = d->pops->create(d->prov, &req, &cbs, op);
+}
+
+static void start_run(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    if (sb->phase == SANDBOX_RUNNING) {
+        op_reply_ok(op);
+        op_done(op);
+        return;
+    }
+    if (sb->phase == SANDBOX_STOPPING || sb->phase == SANDBOX_GONE) {
+        op_fail(op, TTRPC_FAILED_PRECONDITION, "sandbox %s is being stopped; it cannot be started again", sb->id);
+        op_done(op);
+        return;
+    }
+    if (op->cancel_code) {
+        op_fail(op, op->cancel_code, "%s", "StartVM canceled before it began");
+        op_done(op);
+        return;
+    }
+    if (instance_name_generate(sb->inst.name, sizeof(sb->inst.name), sb->pod.pod_name, sb->id, INSTANCE_NAME_MAX)) {
+        op_fail(op, TTRPC_INTERNAL, "%s", "cannot derive the VM name");
+        op_done(op);
+        return;
+    }
+    snprintf(sb->inst.sandbox_id, sizeof(sb->inst.sandbox_id), "%s", sb->id);
+    sb->inst.id[0] = '\0';
+    sb->inst.n_ips = 0;
+    set_phase(sb, SANDBOX_STARTING);
+    /* The VM's name is durable before the cloud hears of it, so a crash cannot leak it. */
+    save(op, start_saved_starting);
+}
+
+static void start_rollback_saved(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err)
+        log_error("adaptor", "sandbox %s: persisting the failed state: %s", sb->id, strerror(err));
+    if (op->failed) {
+        op_fail(op, op->perr.code ? op->perr.code : TTRPC_UNKNOWN, "creating an instance : %s", op->perr.msg);
+    } else if (op->cancel_code == TTRPC_DEADLINE_EXCEEDED) {
+        op_fail(op, TTRPC_DEADLINE_EXCEEDED, "%s",
+                "context deadline exceeded: the VM was not ready before StartVM's deadline and was deleted");
+    } else {
+        op_fail(op, TTRPC_CANCELED, "%s", "context canceled: StartVM was canceled (by StopVM or the caller) and "
+                                          "the VM was deleted");
+    }
+    op_done(op);
+}
+
+static void start_rollback_deleted(void *arg, const struct provider_error *err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err) {
+        /* The record keeps the instance: StopVM or the next start-up deletes it. */
+        log_error("adaptor", "sandbox %s: deleting instance %s after a failed start: %s", sb->id, sb->inst.name,
+                  err->msg);
+    } else {
+        memset(&sb->inst, 0, sizeof(sb->inst));
+    }
+    set_phase(sb, SANDBOX_FAILED);
+    save(op, start_rollback_saved);
+}
+
+static void start_rollback(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    if (op->failed)
+        log_error("adaptor", "StartVM: sandbox %s: creating instance %s failed: %s", sb->id, sb->inst.name,
+                  op->perr.msg);
+    else
+        log_warn("adaptor", "StartVM: sandbox %s: %s; deleting instance %s", sb->id,
+                 op->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled", sb->inst.name);
+    op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, start_rollback_deleted, op);
+}
+
+/* ---- StopVM and the durable delete queue ---------------------------------------------- */
+
+static void stop_run(struct sandbox_op *op);
+
+static void retry_fire(uv_timer_t *t)
+{
+    struct sandbox *sb = t->data;
+    struct daemon *d = t->loop->data;
+    if (d->shutting_down || sb->op)
+        return;
+    struct sandbox_op *op = op_new(d, sb, OP_STOP, NULL);
+    if (!op) {
+        uv_timer_start(t, retry_fire, DELETE_RETRY_MAX_MS, 0);
+        return;
+    }
+    sb->op = op;
+    op_run(op);
+}
+
+static void retry_schedule(struct daemon *d, struct sandbox *sb)
+{
+    if (!sb->retry) {
+        sb->retry = malloc(sizeof(*sb->retry));
+        if (!sb->retry || uv_timer_init(d->loop, sb->retry)) {
+            free(sb->retry);
+            sb->retry = NULL;
+            log_error("adaptor", "sandbox %s: cannot schedule a delete retry; it runs at next start-up", sb->id);
+            return;
+        }
+        sb->retry->data = sb;
+    }
+    uint64_t ms = DELETE_RETRY_MIN_MS;
+    for (unsigned i = 1; i < sb->delete_attempts && ms < DELETE_RETRY_MAX_MS; i++)
+        ms *= 2;
+    if (ms > DELETE_RETRY_MAX_MS)
+        ms = DELETE_RETRY_MAX_MS;
+    uv_timer_start(sb->retry, retry_fire, ms, 0);
+}
+
+static void stop_erased(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err)
+        log_warn("adaptor", "sandbox %s: removing its directory: %s", sb->id, strerror(err));
+    log_info("adaptor", "StopVM: sandbox %s deleted after %llu ms", sb->id,
+             (unsigned long long)(uv_now(op->d->loop) - op->t0));
+    set_phase(sb, SANDBOX_GONE);
+    op_reply_ok(op);
+    op_done(op);
+}
+
+static void stop_queued_saved(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err)
+        log_error("adaptor", "sandbox %s: persisting the delete queue entry: %s", sb->id, strerror(err));
+    retry_schedule(op->d, sb);
+    op_reply_ok(op); /* deletion is durably queued */
+    op_done(op);
+}
+
+static void stop_deleted(void *arg, const struct provider_error *err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err) {
+        sb->delete_attempts++;
+        log_warn("adaptor", "sandbox %s: deleting instance %s failed (attempt %u): %s; retrying in the background",
+                 sb->id, sb->inst.name, sb->delete_attempts, err->msg);
+        save(op, stop_queued_saved);
+        return;
+    }
+    if (sandbox_store_erase(&op->d->store, sb->id, stop_erased, op))
+        stop_erased(op, ENOMEM);
+}
+
+static void stop_saved(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err)
+        log_error("adaptor", "sandbox %s: persisting the stopping state: %s; deleting anyway", sb->id,
+                  strerror(err));
+    if (!sb->inst.name[0]) {
+        stop_deleted(op, NULL);
+        return;
+    }
+    op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, stop_deleted, op);
+}
+
+static void stop_run(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    if (sb->phase == SANDBOX_STOPPING && op->call && sb->retry && uv_is_active((uv_handle_t *)sb->retry)) {
+        op_reply_ok(op); /* already durably queued and being retried */
+        op_done(op);
+        return;
+    }
+    if (sb->retry)
+        uv_timer_stop(sb->retry);
+    log_info("adaptor", "StopVM: deleting sandbox %s (instance %s)", sb->id, sb->inst.name[0] ? sb->inst.name : "-");
+    set_phase(sb, SANDBOX_STOPPING);
+    save(op, stop_saved);
+}
+
+/* ---- recovery rollback ---------------------------------------------------------------- */
+
+static void rollback_saved(void *arg, int err)
+{
+    struct sandbox_op *op = arg;
+    if (op->d->shutting_down)
+        return;
+    if (err)
+        log_error("adaptor", "sandbox %s: persisting after rollback: %s", op->sb->id, strerror(err));
+    op_done(op);
+}
+
+static void rollback_deleted(void *arg, const struct provider_error *err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (err) {
+        log_error("adaptor", "sandbox %s: rolling back instance %s: %s; StopVM will retry", sb->id, sb->inst.name,
+                  err->msg);
+        op_done(op);
+        return;
+    }
+    log_info("adaptor", "sandbox %s: rolled back instance %s of an interrupted StartVM", sb->id, sb->inst.name);
+    memset(&sb->inst, 0, sizeof(sb->inst));
+    save(op, rollback_saved);
+}
+
+static void op_run(struct sandbox_op *op)
+{
+    switch (op->kind) {
+    case OP_START:
+        start_run(op);
+        break;
+    case OP_STOP:
+        stop_run(op);
+        break;
+    case OP_ROLLBACK:
+        if (!op->sb->inst.name[0] || op->sb->phase != SANDBOX_FAILED) {
+            op_done(op);
+            break;
+        }
+        op->d->pops->destroy(op->d->prov, op->sb->inst.name, op->sb->inst.id, rollback_deleted, op);
+        break;
+    }
+}
+
+static void recover_one(struct sandbox *sb, void *arg)
+{
+    struct daemon *d = arg;
+    enum op_kind kind;
+    if (sb->phase == SANDBOX_STOPPING)
+        kind = OP_STOP;
+    else if (sb->phase == SANDBOX_FAILED && sb->inst.name[0])
+        kind = OP_ROLLBACK;
+    else
+        return;
+    struct sandbox_op *op = op_new(d, sb, kind, NULL);
+    if (!op) {
+        log_error("adaptor", "sandbox %s: out of memory resuming its cleanup", sb->id);
+        return;
+    }
+    op_submit(op);
+}
+
+void hypervisor_recover(struct daemon *d)
+{
+    d->loop->data = d;
+    sandbox_store_foreach(&d->store, recover_one, d);
+}
+
+/* ---- podvminfo waiters ---------------------------------------------------------------- */
+
+static const struct sandbox *find_pod(const struct daemon *d, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < d->store.nbuckets; i++)
+        for (const struct sandbox *sb = d->store.buckets[i]; sb; sb = sb->hnext)
+            if (sb->phase != SANDBOX_STOPPING && !strcmp(sb->pod.pod_name, name) &&
+                !strcmp(sb->pod.pod_namespace, ns))
+                return sb;
+    return NULL;
+}
+
+static void getinfo_reply(struct ttrpc_call *call, const char *vmid)
+{
+    Podvminfo__GetInfoResponse resp = PODVMINFO__GET_INFO_RESPONSE__INIT;
+    resp.vmid = (char *)vmid;
+    uint8_t buf[PROVIDER_ID_MAX + 16];
+    size_t n = podvminfo__get_info_response__pack(&resp, buf);
+    ttrpc_call_reply(call, buf, n);
+}
+
+static void waiter_free(struct daemon *d, struct getinfo_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        d->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    free(w->name);
+    free(w->ns);
+    free(w);
+}
+
+static void waiter_cancel(struct ttrpc_call *call, int code, void *arg)
+{
+    struct getinfo_wait *w = arg;
+    struct daemon *d = w->d;
+    if (d->shutting_down)
+        return;
+    ttrpc_call_fail(call, code, "getting VM ID for %s:%s: %s", w->ns, w->name,
+                    code == TTRPC_DEADLINE_EXCEEDED ? "context deadline exceeded" : "context canceled");
+    waiter_free(d, w);
+}
+
+static void waiters_wake(struct daemon *d)
+{
+    struct getinfo_wait *w = d->waiters;
+    while (w) {
+        struct getinfo_wait *next = w->next;
+        const struct sandbox *sb = find_pod(d, w->ns, w->name);
+        if (sb && sb->inst.id[0]) {
+            getinfo_reply(w->call, sb->inst.id);
+            waiter_free(d, w);
+        }
+        w = next;
+    }
+}
+
+/* ---- handlers ------------------------------------------------------------------------- */
+
+/* Copies a wire sandbox id into out (SANDBOX_ID_MAX + 1 bytes) and checks it. An embedded
+ * NUL becomes a byte the check refuses, so such an id is rejected, never cut short. */
+static int id_take(const ProtobufCBinaryData *id, char *out, char *err, size_t errlen)
+{
+    char tmp[SANDBOX_ID_MAX + 2];
+    size_t n = id->len > SANDBOX_ID_MAX ? SANDBOX_ID_MAX + 1 : id->len;
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = id->data[i] ? (char)id->data[i] : '\x01';
+    tmp[n] = '\0';
+    if (sandbox_id_check(tmp, err, errlen))
+        return -1;
+    memcpy(out, tmp, n + 1);
+    return 0;
+}
+
+static void handle_version(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    (void)ctx;
+    Hypervisor__VersionRequest *req = hypervisor__version_request__unpack(NULL, n, p);
+    if (!req) {
+        ttrpc_call_fail(call, TTRPC_INTERNAL, "ttrpc: error unmarshalling payload: %s", "invalid VersionRequest");
+        return;
+    }
+    hypervisor__version_request__free_unpacked(req, NULL);
+    static const uint8_t resp[] = {0x0a, 0x05, '0', '.', '0', '.', '0'}; /* VersionResponse{"0.0.0"} */
+    ttrpc_call_reply(call, resp, sizeof(resp));
+}
+
+static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    struct daemon *d = ctx;
+    char err[512];
+    Hypervisor__CreateVMRequest *req = hypervisor__create_vmrequest__unpack(NULL, n, p);
+    if (!req) {
+        ttrpc_call_fail(call, TTRPC_INTERNAL, "ttrpc: error unmarshalling payload: %s", "invalid CreateVMRequest");
+        return;
+    }
+    struct annotation *ann = NULL;
+    struct sandbox *sb = NULL;
+    char id[SANDBOX_ID_MAX + 1];
+    if (id_take(&req->id, id, err, sizeof(err))) {
+        ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "%s", err);
+        goto out;
+    }
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
+    if (sandbox_path(sock, sizeof(sock), d->cfg.pods_dir, id, SANDBOX_AGENT_SOCKET) ||
+        strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT,
+                        "agent socket path for sandbox %s does not fit a unix socket address (108 bytes); "
+                        "shorten PODS_DIR (-pods-dir)", id);
+        goto out;
+    }
+    ann = calloc(req->n_annotations + 1, sizeof(*ann));
+    if (!ann) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < req->n_annotations; i++) {
+        ann[i].key = req->annotations[i]->key;
+        ann[i].value = req->annotations[i]->value;
+    }
+    if (sandbox_store_get(&d->store, id)) {
+        ttrpc_call_fail(call, TTRPC_ALREADY_EXISTS, "adding sandbox: sandbox %s already exists", id);
+        goto out;
+    }
+    if (d->cfg.peerpods_limit >= 0 && live_count(d) >= (size_t)d->cfg.peerpods_limit) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED,
+                        "peer pod limit reached: %lld peer pods already run on this node "
+                        "(PEERPODS_LIMIT_PER_NODE=%lld); delete a peer pod or raise PEERPODS_LIMIT_PER_NODE",
+                        (long long)live_count(d), (long long)d->cfg.peerpods_limit);
+        goto out;
+    }
+    sb = sandbox_new(id);
+    if (!sb || !(sb->netns_path = strdup(req->networknamespacepath))) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    if (pod_spec_parse(&sb->pod, ann, req->n_annotations, err, sizeof(err))) {
+        ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "%s", err);
+        goto out;
+    }
+    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s (netns %s)", sb->id, sb->pod.pod_name,
+             sb->pod.pod_namespace, sb->netns_path);
+    struct sandbox_op *op = op_new(d, sb, OP_START, call); /* reused as the CreateVM context */
+    if (!op) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    sandbox_store_insert(&d->store, sb);
+    sb->phase = SANDBOX_CREATED;
+    sb->op = op;
+    save(op, create_saved);
+    sb = NULL;
+out:
+    sandbox_free(sb);
+    free(ann);
+    hypervisor__create_vmrequest__free_unpacked(req, NULL);
+}
+
+static void create_erased(void *arg, int ioerr)
+{
+    struct sandbox_op *op = arg;
+    (void)ioerr;
+    if (op->d->shutting_down)
+        return;
+    op->sb->phase = SANDBOX_GONE;
+    op_done(op);
+}
+
+static void create_saved(void *arg, int ioerr)
+{
+    struct sandbox_op *op = arg;
+    struct daemon *d = op->d;
+    struct sandbox *sb = op->sb;
+    if (d->shutting_down)
+        return;
+    if (ioerr) {
+        /* CreateVM is transactional: nothing of the sandbox may remain. */
+        op_fail(op, TTRPC_INTERNAL, "creating the sandbox directory under PODS_DIR: %s", strerror(ioerr));
+        if (sandbox_store_erase(&d->store, sb->id, create_erased, op))
+            create_erased(op, ENOMEM);
+        return;
+    }
+    char sock[256];
+    sandbox_path(sock, sizeof(sock), d->cfg.pods_dir, sb->id, SANDBOX_AGENT_SOCKET);
+    Hypervisor__CreateVMResponse resp = HYPERVISOR__CREATE_VMRESPONSE__INIT;
+    resp.agentsocketpath = sock;
+    uint8_t buf[300];
+    size_t n = hypervisor__create_vmresponse__pack(&resp, buf);
+    if (op->call)
+        ttrpc_call_reply(op->call, buf, n);
+    op->call = NULL;
+    waiters_wake(d);
+    op_done(op);
+}
+
+typedef Hypervisor__StartVMRequest id_request; /* StartVM and StopVM requests: one string id */
+
+static struct sandbox *lookup(struct daemon *d, struct ttrpc_call *call, const uint8_t *p, size_t n,
+                              const char *what, bool *reply_ok_if_missing)
+{
+    char err[512];
+    id_request *req = hypervisor__start_vmrequest__unpack(NULL, n, p);
+    if (!req) {
+        ttrpc_call_fail(call, TTRPC_INTERNAL, "ttrpc: error unmarshalling payload: invalid %s request", what);
+        return NULL;
+    }
+    struct sandbox *sb = NULL;
+    char id[SANDBOX_ID_MAX + 1];
+    if (id_take(&req->id, id, err, sizeof(err))) {
+        ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "%s: %s", what, err);
+    } else if (!(sb = sandbox_store_get(&d->store, id))) {
+        if (*reply_ok_if_missing)
+            ttrpc_call_reply(call, NULL, 0);
+        else
+            ttrpc_call_fail(call, TTRPC_NOT_FOUND, "getting sandbox: sandbox %s does not exist", id);
+    }
+    hypervisor__start_vmrequest__free_unpacked(req, NULL);
+    return sb;
+}
+
+static void handle_start(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    struct daemon *d = ctx;
+    bool missing_ok = false;
+    struct sandbox *sb = lookup(d, call, p, n, "StartVM", &missing_ok);
+    if (!sb)
+        return;
+    struct sandbox_op *op = op_new(d, sb, OP_START, call);
+    if (!op) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    op_submit(op);
+}
+
+static void handle_stop(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    struct daemon *d = ctx;
+    bool missing_ok = true; /* StopVM is idempotent */
+    struct sandbox *sb = lookup(d, call, p, n, "StopVM", &missing_ok);
+    if (!sb)
+        return;
+    struct sandbox_op *op = op_new(d, sb, OP_STOP, call);
+    if (!op) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    op_submit(op);
+}
+
+static void handle_getinfo(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    struct daemon *d = ctx;
+    Podvminfo__GetInfoRequest *req = podvminfo__get_info_request__unpack(NULL, n, p);
+    if (!req) {
+        ttrpc_call_fail(call, TTRPC_INTERNAL, "ttrpc: error unmarshalling payload: %s", "invalid GetInfoRequest");
+        return;
+    }
+    const struct sandbox *sb = find_pod(d, req->podnamespace, req->podname);
+    if (sb && sb->inst.id[0]) {
+        getinfo_reply(call, sb->inst.id);
+    } else if (!req->wait) {
+        ttrpc_call_fail(call, TTRPC_NOT_FOUND, "VM ID for %s:%s was not found", req->podnamespace, req->podname);
+    } else {
+        struct getinfo_wait *w = calloc(1, sizeof(*w));
+        if (!w || !(w->name = strdup(req->podname)) || !(w->ns = strdup(req->podnamespace))) {
+            if (w) {
+                free(w->name);
+                free(w);
+            }
+            ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        } else {
+            w->call = call;
+            w->d = d;
+            w->next = d->waiters;
+            if (d->waiters)
+                d->waiters->prev = w;
+            d->waiters = w;
+            ttrpc_call_on_cancel(call, waiter_cancel, w);
+        }
+    }
+    podvminfo__get_info_request__free_unpacked(req, NULL);
+}
+
+const struct ttrpc_method hypervisor_methods[] = {
+    {"hypervisor.Hypervisor", "CreateVM", handle_create},
+    {"hypervisor.Hypervisor", "StartVM", handle_start},
+    {"hypervisor.Hypervisor", "StopVM", handle_stop},
+    {"hypervisor.Hypervisor", "Version", handle_version},
+    {"podvminfo.PodVMInfo", "GetInfo", handle_getinfo},
+};
+const size_t hypervisor_methods_count = sizeof(hypervisor_methods) / sizeof(hypervisor_methods[0]);
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+static void shutdown_one(struct sandbox *sb, void *arg)
+{
+    (void)arg;
+    if (sb->retry) {
+        uv_close((uv_handle_t *)sb->retry, (uv_close_cb)free);
+        sb->retry = NULL;
+    }
+}
+
+void hypervisor_shutdown(struct daemon *d)
+{
+    d->shutting_down = true;
+    sandbox_store_foreach(&d->store, shutdown_one, d);
+}
+
+static void free_ops(struct sandbox *sb, void *arg)
+{
+    (void)arg;
+    struct sandbox_op *q = sb->op;
+    if (q) {
+        if (q->call)
+            ttrpc_call_abandon(q->call);
+        free(q);
+        sb->op = NULL;
+    }
+    while ((q = sb->queue_head)) {
+        sb->queue_head = q->next;
+        if (q->call)
+            ttrpc_call_abandon(q->call);
+        free(q);
+    }
+    sb->queue_tail = NULL;
+}
+
+void hypervisor_free(struct daemon *d)
+{
+    sandbox_store_foreach(&d->store, free_ops, d);
+    while (d->waiters) {
+        ttrpc_call_abandon(d->waiters->call);
+        waiter_free(d, d->waiters);
+    }
+}

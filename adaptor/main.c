@@ -1,0 +1,274 @@
+/* cloud-api-adaptor: command line and daemon lifecycle (start-up, signals, shutdown). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "hypervisor.h"
+#include "log.h"
+#include "notify.h"
+
+#ifndef CAA_VERSION
+#define CAA_VERSION "unknown"
+#endif
+#ifndef CAA_COMMIT
+#define CAA_COMMIT "unknown"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: cloud-api-adaptor <provider> [flags]\n"
+                 "       cloud-api-adaptor help\n"
+                 "       cloud-api-adaptor version\n\nProviders:");
+    for (size_t i = 0; provider_table[i]; i++)
+        fprintf(out, " %s", provider_table[i]->name);
+    if (!provider_table[0])
+        fprintf(out, " (none compiled in)");
+    fprintf(out, "\n\nRun 'cloud-api-adaptor <provider> -help' for the flags of a provider.\n");
+}
+
+static const struct provider_ops *provider_find(const char *name)
+{
+    for (size_t i = 0; provider_table[i]; i++)
+        if (!strcmp(provider_table[i]->name, name))
+            return provider_table[i];
+    return NULL;
+}
+
+/* Creates the hypervisor socket with mode 0600 from the start (fchmod before bind applies
+ * to the socket file on Linux), replacing a stale one. Returns the listening fd or -1. */
+static int socket_listen(struct daemon *d, char *err, size_t errlen)
+{
+    const char *path = d->cfg.socket_path;
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++) {
+            if (*p != '/')
+                continue;
+            *p = '\0';
+            if (mkdir(dir, 0755) && errno != EEXIST)
+                goto mkdir_fail;
+            *p = '/';
+        }
+        if (mkdir(dir, 0755) && errno != EEXIST)
+            goto mkdir_fail;
+    }
+    if (unlink(path) && errno != ENOENT) {
+        snprintf(err, errlen, "REMOTE_HYPERVISOR_ENDPOINT: cannot remove stale socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1024) ||
+        stat(path, &st)) {
+        snprintf(err, errlen, "REMOTE_HYPERVISOR_ENDPOINT: cannot listen on %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    d->sock_dev = st.st_dev;
+    d->sock_ino = st.st_ino;
+    return fd;
+mkdir_fail:
+    snprintf(err, errlen, "REMOTE_HYPERVISOR_ENDPOINT: cannot create directory %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+static void socket_remove_if_ours(const struct daemon *d)
+{
+    struct stat st;
+    if (stat(d->cfg.socket_path, &st) == 0 && st.st_dev == d->sock_dev && st.st_ino == d->sock_ino)
+        unlink(d->cfg.socket_path);
+    else
+        log_info("adaptor", "socket %s belongs to another instance now; leaving it", d->cfg.socket_path);
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void daemon_stop(struct daemon *d)
+{
+    log_info("adaptor", "shutting down: running pod VMs are kept and picked up at the next start");
+    if (notify_send("STOPPING=1"))
+        log_warn("adaptor", "NOTIFY_SOCKET: %s", strerror(errno));
+    hypervisor_shutdown(d);
+    if (d->server) {
+        ttrpc_server_close(d->server);
+        d->server = NULL;
+        socket_remove_if_ours(d);
+    }
+    if (d->prov) {
+        d->pops->shutdown(d->prov);
+        d->prov = NULL;
+    }
+    uv_close((uv_handle_t *)&d->sig_term, NULL);
+    uv_close((uv_handle_t *)&d->sig_int, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    if (++d->signals > 1) {
+        log_warn("adaptor", "second signal %d: exiting now", signum);
+        _exit(1);
+    }
+    log_info("adaptor", "received signal %d", signum);
+    /* Keep watching for the second signal while the loop drains. */
+    uv_signal_stop(&d->sig_term);
+    uv_signal_stop(&d->sig_int);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    daemon_stop(d);
+}
+
+static int daemon_run(struct daemon *d)
+{
+    char err[1024];
+    struct provider_error perr = {0};
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    if (rc) {
+        fprintf(stderr, "cloud-api-adaptor: event loop: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    d->loop = &loop;
+    loop.data = d;
+    if (*d->cfg.pause_image)
+        log_warn("adaptor", "PAUSE_IMAGE is accepted for compatibility and ignored");
+    if (d->pops->init(&loop, &d->cfg, d->popts, &d->prov, &perr)) {
+        fprintf(stderr, "cloud-api-adaptor: %s: %s\n", d->pops->name, perr.msg);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    int status = 1;
+    if (sandbox_store_init(&d->store, &loop, d->cfg.pods_dir)) {
+        fprintf(stderr, "cloud-api-adaptor: out of memory\n");
+        goto out_provider;
+    }
+    int loaded = sandbox_store_load(&d->store, err, sizeof(err));
+    if (loaded < 0) {
+        fprintf(stderr, "cloud-api-adaptor: %s\n", err);
+        goto out_store;
+    }
+    if (loaded)
+        log_info("adaptor", "loaded %d sandbox records from %s", loaded, d->cfg.pods_dir);
+    int fd = socket_listen(d, err, sizeof(err));
+    if (fd < 0) {
+        fprintf(stderr, "cloud-api-adaptor: %s\n", err);
+        goto out_store;
+    }
+    d->server = ttrpc_server_new(&loop, hypervisor_methods, hypervisor_methods_count, d);
+    if (!d->server || (rc = ttrpc_server_serve_fd(d->server, fd))) {
+        fprintf(stderr, "cloud-api-adaptor: serving %s: %s\n", d->cfg.socket_path, d->server ? uv_strerror(rc) : "out of memory");
+        if (!d->server)
+            close(fd);
+        goto out_server;
+    }
+    uv_signal_init(&loop, &d->sig_term);
+    uv_signal_init(&loop, &d->sig_int);
+    d->sig_term.data = d->sig_int.data = d;
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    hypervisor_recover(d);
+    log_info("adaptor", "server started: provider %s, socket %s, pods dir %s", d->pops->name, d->cfg.socket_path,
+             d->cfg.pods_dir);
+    if (notify_send("READY=1"))
+        log_warn("adaptor", "NOTIFY_SOCKET: %s", strerror(errno));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    status = 0;
+    /* Only closed handles and finished thread-pool work remain; free the rest. */
+    uv_walk(&loop, close_any, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    hypervisor_free(d);
+    goto out_store;
+out_server:
+    if (d->server)
+        ttrpc_server_close(d->server);
+    d->server = NULL;
+out_store:
+    sandbox_store_free(&d->store);
+out_provider:
+    if (d->prov)
+        d->pops->shutdown(d->prov);
+    uv_walk(&loop, close_any, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop))
+        log_warn("adaptor", "event loop closed with handles still open");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version")) {
+        printf("cloud-api-adaptor version %s\n  commit: %s\n  go: none (C implementation, built with %s)\n",
+               CAA_VERSION, CAA_COMMIT, __VERSION__);
+        return 0;
+    }
+    if (!*cmd || *cmd == '-') {
+        fprintf(stderr, "Unknown option: %s\n", cmd);
+        usage(stderr);
+        return 1;
+    }
+    struct daemon d = {0};
+    d.pops = provider_find(cmd);
+    if (!d.pops) {
+        fprintf(stderr, "Unsupported cloud provider: %s\n", cmd);
+        usage(stderr);
+        return 1;
+    }
+    char err[1024];
+    if (config_register_common(&d.reg, &d.cfg) || !(d.popts = d.pops->options_new(&d.reg))) {
+        fprintf(stderr, "cloud-api-adaptor: registering options failed\n");
+        config_registry_free(&d.reg);
+        return 1;
+    }
+    int rc = config_registry_parse(&d.reg, argc - 2, argv + 2, err, sizeof(err));
+    if (rc == CONFIG_PARSE_OK) {
+        config_load_env(&d.cfg);
+        if (config_validate(&d.cfg, err, sizeof(err)))
+            rc = CONFIG_PARSE_ERROR;
+    }
+    if (rc != CONFIG_PARSE_OK) {
+        FILE *out = rc == CONFIG_PARSE_HELP ? stdout : stderr;
+        if (rc == CONFIG_PARSE_ERROR)
+            fprintf(stderr, "cloud-api-adaptor: %s\n", err);
+        fprintf(out, "Usage of cloud-api-adaptor %s:\n", cmd);
+        if (rc == CONFIG_PARSE_HELP)
+            config_registry_usage(&d.reg, out);
+        d.pops->options_free(d.popts);
+        config_registry_free(&d.reg);
+        return rc == CONFIG_PARSE_HELP ? 0 : 1;
+    }
+    log_level_set((enum log_level)log_level_parse(d.cfg.log_level));
+    int status = daemon_run(&d);
+    d.pops->options_free(d.popts);
+    config_registry_free(&d.reg);
+    return status;
+}

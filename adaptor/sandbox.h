@@ -1,0 +1,101 @@
+/* sandbox: the daemon's record of one kata sandbox, its phase machine, its on-disk form,
+ * and the store that owns all records.
+ *
+ * The store owns every struct sandbox in it (sandbox_store_free frees them). A record is
+ * persisted as <pods-dir>/<id>/sandbox.json (mode 0600, written to a temp file, fsynced,
+ * renamed, directory fsynced) by the loop's thread pool, so a crash at any moment leaves
+ * either the old or the new record. The JSON codec and the phase machine are pure. */
+#ifndef ADAPTOR_SANDBOX_H
+#define ADAPTOR_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../providers/provider.h"
+#include "annotations.h"
+
+#define SANDBOX_ID_MAX 128
+#define SANDBOX_STATE_FILE "sandbox.json"
+#define SANDBOX_AGENT_SOCKET "agent.ttrpc"
+
+enum sandbox_phase {
+    SANDBOX_CREATED,  /* CreateVM done, no cloud resources yet */
+    SANDBOX_STARTING, /* StartVM in progress: inst.name may exist in the cloud */
+    SANDBOX_RUNNING,  /* VM up */
+    SANDBOX_STOPPING, /* deletion in progress or queued (durable delete queue) */
+    SANDBOX_FAILED,   /* StartVM failed; inst.name set while a rollback is still owed */
+    SANDBOX_GONE,     /* everything deleted; the record is erased */
+};
+
+const char *sandbox_phase_name(enum sandbox_phase p);
+int sandbox_phase_parse(const char *s, enum sandbox_phase *out);
+bool sandbox_phase_allowed(enum sandbox_phase from, enum sandbox_phase to);
+/* The phase a record read at start-up resumes in: a StartVM that was cut off by a crash
+ * cannot be answered any more, so it becomes FAILED and its instance is rolled back. */
+enum sandbox_phase sandbox_phase_recover(enum sandbox_phase persisted);
+
+/* DECISIONS 15: [A-Za-z0-9._-], 1-128 chars, not "." or "..". */
+int sandbox_id_check(const char *id, char *err, size_t errlen);
+
+struct sandbox_op; /* the service's in-flight operation, owned by the service */
+
+struct sandbox {
+    char id[SANDBOX_ID_MAX + 1];
+    enum sandbox_phase phase;
+    struct pod_spec pod; /* owned; initdata is never persisted */
+    char *netns_path;    /* owned, may be "" */
+    struct provider_instance inst;
+    int64_t created_unix;
+    unsigned delete_attempts;
+    /* Runtime only (not persisted). */
+    struct sandbox_op *op; /* current operation, NULL when idle */
+    struct sandbox_op *queue_head, *queue_tail;
+    uv_timer_t *retry; /* delete retry timer, owned */
+    struct sandbox *hnext;
+};
+
+/* Allocates a zeroed record with the given (already checked) id. */
+struct sandbox *sandbox_new(const char *id);
+void sandbox_free(struct sandbox *sb);
+
+/* JSON form of the persistent fields; returns a malloc'd string or NULL. */
+char *sandbox_json_encode(const struct sandbox *sb);
+/* Fills sb (which must come from sandbox_new) from JSON; -1 with err on malformed input. */
+int sandbox_json_decode(struct sandbox *sb, const char *text, size_t len, char *err, size_t errlen);
+
+struct sandbox_store {
+    uv_loop_t *loop;
+    char *dir;
+    struct sandbox **buckets;
+    size_t nbuckets;
+    size_t count;
+    size_t io_pending;
+};
+
+int sandbox_store_init(struct sandbox_store *st, uv_loop_t *loop, const char *dir);
+void sandbox_store_free(struct sandbox_store *st);
+struct sandbox *sandbox_store_get(const struct sandbox_store *st, const char *id);
+/* Takes ownership; -1 if the id exists already. */
+int sandbox_store_insert(struct sandbox_store *st, struct sandbox *sb);
+/* Unlinks the record from the store; the caller then owns it. */
+void sandbox_store_remove(struct sandbox_store *st, struct sandbox *sb);
+void sandbox_store_foreach(const struct sandbox_store *st, void (*fn)(struct sandbox *sb, void *arg), void *arg);
+
+/* Start-up only (blocking): creates the pods dir and loads every record into the store.
+ * Directories without a record (a crash inside CreateVM) are removed. Returns the number
+ * of records loaded, or -1 with err. */
+int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen);
+
+/* Completion of a thread-pool write; err is 0 or an errno value. */
+typedef void (*sandbox_io_cb)(void *arg, int err);
+/* Persists sb's current fields (snapshot taken now) in the thread pool. */
+int sandbox_store_save(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg);
+/* Removes <pods-dir>/<id> and the files in it in the thread pool. */
+int sandbox_store_erase(struct sandbox_store *st, const char *id, sandbox_io_cb cb, void *arg);
+
+/* Path helpers: write "<dir>/<id>/<file>" into out; -1 if it does not fit. */
+int sandbox_path(char *out, size_t outlen, const char *dir, const char *id, const char *file);
+
+#endif

@@ -1,0 +1,204 @@
+// caa-e2e drives the cloud-api-adaptor daemon binary (built with its `fake`
+// test provider) over its real hypervisor socket, using containerd/ttrpc —
+// the same client library the kata shim uses — plus hand-made raw frames.
+//
+// Usage: caa-e2e [-daemon build/test/cloud-api-adaptor] [-run REGEXP]
+//
+//	[-timeout 60s] [-keep] [-v] [-netns PATH] [-list]
+//
+// Each scenario gets its own temporary directory and daemon instance(s).
+// Output: one "--- PASS: name (dur)" or "--- FAIL: name: reason" line per
+// scenario, then a final "N passed, N failed" line. Exit status 1 if any
+// scenario failed.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type scenario struct {
+	name string
+	fn   func(t *T)
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() (rc int) {
+	daemon := flag.String("daemon", "build/test/cloud-api-adaptor", "path of the daemon binary under test")
+	runRe := flag.String("run", "", "only run scenarios whose name matches this regular expression")
+	timeout := flag.Duration("timeout", 60*time.Second, "per-scenario time limit")
+	keep := flag.Bool("keep", false, "keep every scenario's temporary directory (failed ones are always kept)")
+	verbose := flag.Bool("v", false, "print harness logs and daemon logs for passing scenarios too")
+	list := flag.Bool("list", false, "list scenario names and exit")
+	flag.StringVar(&netnsPath, "netns", "", "networkNamespacePath to send in CreateVM")
+	flag.Parse()
+
+	// Whatever happens, no daemon outlives the runner.
+	defer killAllDaemons()
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Printf("runner panic: %v\n%s\n", r, debug.Stack())
+			killAllDaemons()
+			rc = 2
+		}
+	}()
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigc
+		fmt.Printf("caa-e2e: got %v, killing daemons\n", s)
+		killAllDaemons()
+		os.Exit(130)
+	}()
+
+	all := scenarios()
+	if *list {
+		for _, s := range all {
+			fmt.Println(s.name)
+		}
+		return 0
+	}
+	var re *regexp.Regexp
+	if *runRe != "" {
+		var err error
+		if re, err = regexp.Compile(*runRe); err != nil {
+			fmt.Printf("bad -run regexp: %v\n", err)
+			return 2
+		}
+	}
+	var selected []scenario
+	for _, s := range all {
+		if re == nil || re.MatchString(s.name) {
+			selected = append(selected, s)
+		}
+	}
+
+	bin, err := filepath.Abs(*daemon)
+	if err == nil {
+		var st os.FileInfo
+		st, err = os.Stat(bin)
+		if err == nil && (st.IsDir() || st.Mode()&0o111 == 0) {
+			err = fmt.Errorf("%s is not an executable file", bin)
+		}
+	}
+	if err != nil {
+		for _, s := range selected {
+			fmt.Printf("--- FAIL: %s: daemon binary unusable: %v\n", s.name, err)
+		}
+		fmt.Printf("%d passed, %d failed\n", 0, len(selected))
+		return 1
+	}
+
+	passed, failed := 0, 0
+	start := time.Now()
+	for _, s := range selected {
+		if runOne(s, bin, *timeout, *keep, *verbose) {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	fmt.Printf("(total %s)\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func runOne(s scenario, bin string, timeout time.Duration, keep, verbose bool) bool {
+	dir, err := os.MkdirTemp("", "caa-e2e-")
+	if err != nil {
+		fmt.Printf("--- FAIL: %s: creating temp dir: %v\n", s.name, err)
+		return false
+	}
+	t := &T{name: s.name, dir: dir, daemonB: bin}
+	fmt.Printf("=== RUN   %s\n", s.name)
+	began := time.Now()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		s.fn(t)
+	}()
+
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		t.Errorf("scenario timed out after %v", timeout)
+		t.killDaemons()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("scenario goroutine still running 10s after its daemons were killed")
+		}
+	}
+	t.killDaemons()
+	dur := time.Since(began).Round(time.Millisecond)
+
+	t.mu.Lock()
+	t.closed = true
+	failures := append([]string(nil), t.failures...)
+	logs := append([]string(nil), t.logs...)
+	daemons := append([]*Daemon(nil), t.daemons...)
+	t.mu.Unlock()
+
+	ok := len(failures) == 0
+	if ok {
+		fmt.Printf("--- PASS: %s (%s)\n", s.name, dur)
+	} else {
+		first := strings.SplitN(failures[0], "\n", 2)[0]
+		if len(failures) > 1 {
+			first += fmt.Sprintf(" (+%d more)", len(failures)-1)
+		}
+		fmt.Printf("--- FAIL: %s: %s\n", s.name, first)
+		fmt.Printf("    duration %s, temp dir kept: %s\n", dur, dir)
+		for i, f := range failures {
+			fmt.Printf("    failure %d: %s\n", i+1, indent(f, "      "))
+		}
+	}
+	if !ok || verbose {
+		for _, l := range logs {
+			fmt.Printf("    log: %s\n", l)
+		}
+		for _, d := range daemons {
+			fmt.Printf("    ---- daemon #%d stderr (%s, %s) ----\n", d.Index, d.LogPath, d.exitString())
+			for _, l := range tailFile(d.LogPath, 150) {
+				fmt.Printf("    | %s\n", l)
+			}
+		}
+	}
+	if ok && !keep {
+		os.RemoveAll(dir)
+	}
+	return ok
+}
+
+func (t *T) killDaemons() {
+	t.mu.Lock()
+	ds := append([]*Daemon(nil), t.daemons...)
+	t.mu.Unlock()
+	for _, d := range ds {
+		d.Kill()
+	}
+}
+
+func indent(s, pfx string) string {
+	return strings.ReplaceAll(s, "\n", "\n"+pfx)
+}

@@ -1,0 +1,733 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func scenarios() []scenario {
+	return []scenario{
+		{"version", scVersion},
+		{"version_raw_bytes", scVersionRaw},
+		{"lifecycle", scLifecycle},
+		{"stop_unknown_id", scStopUnknown},
+		{"getinfo_unknown_pod", scGetInfoUnknown},
+		{"unknown_service_and_method", scUnknownServiceMethod},
+		{"oversized_frame", scOversizedFrame},
+		{"garbage_request", scGarbageRequest},
+		{"even_stream_id", scEvenStreamID},
+		{"stream_id_reuse", scStreamIDReuse},
+		{"multiplexed_connection", scMultiplexed},
+		{"bad_sandbox_ids", scBadSandboxIDs},
+		{"peerpods_limit", scLimit},
+		{"create_failure", scCreateFailure},
+		{"delete_failure_retried", scDeleteFailure},
+		{"stop_during_start", scStopDuringStart},
+		{"start_deadline", scStartDeadline},
+		{"crash_and_restart", scCrashRestart},
+		{"sigterm", scSigterm},
+		{"concurrent_200", scConcurrent200},
+	}
+}
+
+// ---------------------------------------------------------------------------
+// assertion helpers
+
+// expectCode fails the scenario unless err carries status code want and the
+// message satisfies check (nil = any message).
+func expectCode(t *T, what string, err error, want int, check func(string) bool, desc string) bool {
+	code, msg, ok := errCode(err)
+	if err == nil {
+		t.Errorf("%s: got OK, want code %d%s", what, want, descSuffix(desc))
+		return false
+	}
+	if !ok {
+		t.Errorf("%s: got %s, want status code %d%s", what, describeErr(err), want, descSuffix(desc))
+		return false
+	}
+	if code != want || (check != nil && !check(msg)) {
+		t.Errorf("%s: got code %d message %q, want code %d%s", what, code, msg, want, descSuffix(desc))
+		return false
+	}
+	return true
+}
+
+func descSuffix(desc string) string {
+	if desc == "" {
+		return ""
+	}
+	return " with message " + desc
+}
+
+func msgEquals(s string) func(string) bool   { return func(m string) bool { return m == s } }
+func msgContains(s string) func(string) bool { return func(m string) bool { return strings.Contains(m, s) } }
+func msgPrefix(s string) func(string) bool   { return func(m string) bool { return strings.HasPrefix(m, s) } }
+
+func mustOK(t *T, what string, err error) {
+	if err != nil {
+		t.Fatalf("%s: %s", what, describeErr(err))
+	}
+}
+
+// startAsync runs StartVM in the background; the result arrives on the
+// channel together with when it returned.
+type asyncResult struct {
+	err error
+	at  time.Time
+}
+
+func startAsync(d *Daemon, id string, o callOpts) <-chan asyncResult {
+	ch := make(chan asyncResult, 1)
+	go func() {
+		err := d.StartVM(id, o)
+		ch <- asyncResult{err, time.Now()}
+	}()
+	return ch
+}
+
+func waitResult(ch <-chan asyncResult, timeout time.Duration) (asyncResult, bool) {
+	select {
+	case r := <-ch:
+		return r, true
+	case <-time.After(timeout):
+		return asyncResult{}, false
+	}
+}
+
+// ---------------------------------------------------------------------------
+// scenarios
+
+func scVersion(t *T) {
+	d := t.StartDaemon()
+	resp := &VersionResponse{}
+	mustOK(t, "Version", d.Call(hypervisorService, "Version", &VersionRequest{}, resp, optsPlain))
+	if resp.Version != "0.0.0" {
+		t.Errorf("Version = %q, want \"0.0.0\"", resp.Version)
+	}
+	// A client that states its own version gets the same answer.
+	resp = &VersionResponse{}
+	mustOK(t, "Version(1.2.3)", d.Call(hypervisorService, "Version", &VersionRequest{Version: "1.2.3"}, resp, optsPlain))
+	if resp.Version != "0.0.0" {
+		t.Errorf("Version(1.2.3) = %q, want \"0.0.0\"", resp.Version)
+	}
+}
+
+// Bytes of protocols.md §1.6.
+func versionRequestFrame(stream uint32) []byte {
+	return encodeFrame(stream, msgTypeRequest, 0, encodeRequest(hypervisorService, "Version", nil, 0))
+}
+
+func versionResponseFrame(stream uint32) []byte {
+	return encodeFrame(stream, msgTypeResponse, 0, []byte{0x0a, 0x00, 0x12, 0x07, 0x0a, 0x05, '0', '.', '0', '.', '0'})
+}
+
+// expectVersionOn sends a Version request on the given stream of c and
+// requires the exact response bytes of §1.6.
+func expectVersionOn(t *T, c *rawConn, stream uint32, what string) bool {
+	if err := c.send(versionRequestFrame(stream)); err != nil {
+		t.Errorf("%s: writing Version request on stream %d: %v", what, stream, err)
+		return false
+	}
+	f, err := readFrame(c, 10*time.Second)
+	if err != nil {
+		t.Errorf("%s: reading Version response on stream %d: %v", what, stream, err)
+		return false
+	}
+	got := encodeFrame(f.StreamID, f.Type, f.Flags, f.Data)
+	want := versionResponseFrame(stream)
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s: Version response frame\n got % x\nwant % x", what, got, want)
+		return false
+	}
+	return true
+}
+
+func scVersionRaw(t *T) {
+	// Self-check: our encoder produces exactly the frame written in §1.6.
+	specReq, _ := hex.DecodeString("0000002000000001" + "0100" + "0a15" + hex.EncodeToString([]byte("hypervisor.Hypervisor")) + "1207" + hex.EncodeToString([]byte("Version")))
+	if !bytes.Equal(specReq, versionRequestFrame(1)) {
+		t.Fatalf("harness bug: request frame % x differs from spec % x", versionRequestFrame(1), specReq)
+	}
+	specResp, _ := hex.DecodeString("0000000b00000001" + "0200" + "0a00" + "1207" + "0a05302e302e30")
+	if !bytes.Equal(specResp, versionResponseFrame(1)) {
+		t.Fatalf("harness bug: response frame differs from spec")
+	}
+
+	d := t.StartDaemon()
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if !expectVersionOn(t, c, 1, "first call") {
+		return
+	}
+	// The connection stays open for more calls; stream ids go up by 2.
+	expectVersionOn(t, c, 3, "second call on the same connection")
+	expectVersionOn(t, c, 5, "third call on the same connection")
+}
+
+func scLifecycle(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "200ms")
+	id := newSandboxID()
+	pod, ns := "nginx-e2e-7f9c", "e2e-ns"
+	name := instanceName(pod, id)
+	inst := filepath.Join(d.Dirs.FakeDir, name)
+	sbDir := filepath.Join(d.Dirs.PodsDir, id)
+
+	d.MustCreate(id, pod, ns)
+	if exists(inst) {
+		t.Errorf("instance file %s exists after CreateVM (CreateVM must not touch the cloud)", name)
+	}
+	if st, err := os.Stat(sbDir); err != nil || !st.IsDir() {
+		t.Errorf("sandbox dir %s missing after CreateVM: %v", sbDir, err)
+	}
+
+	began := time.Now()
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	took := time.Since(began)
+	if took < 200*time.Millisecond {
+		t.Errorf("StartVM returned after %v, before the 200ms fake create delay elapsed", took)
+	}
+	if !exists(inst) {
+		t.Errorf("instance file %s missing after StartVM OK (fake-dir: %q)", name, listTree(d.Dirs.FakeDir))
+	}
+
+	vmid, err := d.GetInfo(pod, ns, false, optsPlain)
+	if err != nil {
+		t.Errorf("GetInfo(%s/%s): %s", ns, pod, describeErr(err))
+	} else if vmid != "fake-"+name {
+		t.Errorf("GetInfo VMID = %q, want %q", vmid, "fake-"+name)
+	}
+	vmid, err = d.GetInfo(pod, ns, true, callOpts{ServerTimeout: 5 * time.Second, ClientWait: 10 * time.Second})
+	if err != nil || vmid != "fake-"+name {
+		t.Errorf("GetInfo(Wait=true) for a started pod = %q, %s; want %q", vmid, describeErr(err), "fake-"+name)
+	}
+
+	mustOK(t, "StopVM", d.StopVM(id))
+	if exists(inst) {
+		t.Errorf("instance file %s still present when StopVM returned", name)
+	}
+	if exists(sbDir) {
+		t.Errorf("sandbox dir %s still present when StopVM returned: %q", sbDir, listTree(sbDir))
+	}
+	_, err = d.GetInfo(pod, ns, false, optsPlain)
+	expectCode(t, "GetInfo after StopVM", err, 5, nil, "")
+
+	// A second StopVM of the same id is fine too (idempotent).
+	mustOK(t, "second StopVM", d.StopVM(id))
+}
+
+func scStopUnknown(t *T) {
+	d := t.StartDaemon()
+	mustOK(t, "StopVM(unknown id)", d.StopVM(newSandboxID()))
+}
+
+func scGetInfoUnknown(t *T) {
+	d := t.StartDaemon()
+	_, err := d.GetInfo("no-such-pod", "default", false, optsPlain)
+	expectCode(t, "GetInfo(Wait=false) unknown pod", err, 5, nil, "")
+
+	began := time.Now()
+	_, err = d.GetInfo("no-such-pod", "default", true, callOpts{ServerTimeout: 300 * time.Millisecond, ClientWait: 5 * time.Second})
+	took := time.Since(began)
+	expectCode(t, "GetInfo(Wait=true, 300ms deadline) unknown pod", err, 4, nil, "")
+	if took > 1200*time.Millisecond {
+		t.Errorf("GetInfo(Wait=true, 300ms deadline) took %v, want ~300ms (< 1.2s)", took)
+	}
+}
+
+func scUnknownServiceMethod(t *T) {
+	d := t.StartDaemon()
+	err := d.Call("foo.Bar", "Version", &VersionRequest{}, &VersionResponse{}, optsPlain)
+	expectCode(t, "unknown service foo.Bar", err, 12, msgEquals("service foo.Bar"), `"service foo.Bar"`)
+	err = d.Call(hypervisorService, "Nope", &VersionRequest{}, &VersionResponse{}, optsPlain)
+	expectCode(t, "unknown method Nope", err, 12, msgEquals("method Nope"), `"method Nope"`)
+	err = d.Call(podvminfoService, "Nope", &GetInfoRequest{}, &GetInfoResponse{}, optsPlain)
+	expectCode(t, "unknown method podvminfo.PodVMInfo/Nope", err, 12, msgEquals("method Nope"), `"method Nope"`)
+}
+
+func scOversizedFrame(t *T) {
+	d := t.StartDaemon()
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+
+	const size = 5 << 20
+	writeErr := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		_, err := c.Write(frameHeader(size, 1, msgTypeRequest, 0))
+		if err == nil {
+			_, err = c.Write(bytes.Repeat([]byte{0x5a}, size))
+		}
+		writeErr <- err
+	}()
+	_, r, err := c.expectResponse(1, 20*time.Second)
+	if err != nil {
+		t.Fatalf("response to the 5 MiB frame: %v", err)
+	}
+	wantMsg := "message length 5242880 exceed maximum message size of 4194304"
+	if !r.HasStatus || r.Code != 8 || r.Message != wantMsg {
+		t.Errorf("response to the 5 MiB frame: status present=%v code %d message %q; want code 8 %q", r.HasStatus, r.Code, r.Message, wantMsg)
+	}
+	if len(r.Payload) != 0 {
+		t.Errorf("error response carries a payload: % x", r.Payload)
+	}
+	select {
+	case err := <-writeErr:
+		if err != nil {
+			t.Fatalf("writing the 5 MiB body: %v (the daemon must read and discard it)", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the daemon did not consume the 5 MiB body")
+	}
+	expectVersionOn(t, c, 3, "Version on the same connection after the oversized frame")
+}
+
+func scGarbageRequest(t *T) {
+	d := t.StartDaemon()
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.send(encodeFrame(1, msgTypeRequest, 0, []byte{0xff, 0xff, 0xff, 0xff, 0xff})); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	_, r, err := c.expectResponse(1, 10*time.Second)
+	if err != nil {
+		t.Fatalf("response to the garbage request: %v", err)
+	}
+	if r.Code != 3 || !strings.HasPrefix(r.Message, "unmarshal request error") {
+		t.Errorf("garbage request: code %d message %q; want code 3, message starting \"unmarshal request error\"", r.Code, r.Message)
+	}
+	expectVersionOn(t, c, 3, "Version on the same connection after the garbage request")
+
+	// A well-formed Request whose payload is not a valid VersionRequest:
+	// §1.5 says code 13 "ttrpc: error unmarshalling payload: …".
+	req := encodeRequest(hypervisorService, "Version", []byte{0xff, 0xff, 0xff, 0xff, 0xff}, 0)
+	if err := c.send(encodeFrame(5, msgTypeRequest, 0, req)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	_, r, err = c.expectResponse(5, 10*time.Second)
+	if err != nil {
+		t.Fatalf("response to the bad payload: %v", err)
+	}
+	if r.Code != 13 {
+		t.Errorf("request with an undecodable payload: code %d message %q; want code 13 (protocols.md §1.5)", r.Code, r.Message)
+	}
+	expectVersionOn(t, c, 7, "Version on the same connection after the bad payload")
+}
+
+func scEvenStreamID(t *T) {
+	d := t.StartDaemon()
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.send(versionRequestFrame(2)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	_, r, err := c.expectResponse(2, 10*time.Second)
+	if err != nil {
+		t.Fatalf("response to the even stream id: %v", err)
+	}
+	want := "StreamID must be odd for client initiated streams"
+	if r.Code != 3 || r.Message != want {
+		t.Errorf("even stream id: code %d message %q; want code 3 %q", r.Code, r.Message, want)
+	}
+	expectVersionOn(t, c, 3, "Version on stream 3 after the even stream id")
+}
+
+func scStreamIDReuse(t *T) {
+	d := t.StartDaemon()
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if !expectVersionOn(t, c, 5, "Version on stream 5") {
+		return
+	}
+	for _, sid := range []uint32{5, 3} {
+		if err := c.send(versionRequestFrame(sid)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		_, r, err := c.expectResponse(sid, 10*time.Second)
+		if err != nil {
+			t.Fatalf("response to re-used stream id %d: %v", sid, err)
+		}
+		want := "StreamID cannot be re-used and must increment"
+		if r.Code != 3 || r.Message != want {
+			t.Errorf("stream id %d after 5: code %d message %q; want code 3 %q (protocols.md §1.3)", sid, r.Code, r.Message, want)
+		}
+	}
+	expectVersionOn(t, c, 7, "Version on stream 7")
+}
+
+// Calls on one connection are handled concurrently: a quick call is not
+// held up behind a slow StartVM on the same connection (§1.3).
+func scMultiplexed(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "3s")
+	id := newSandboxID()
+	d.MustCreate(id, "mux-pod", "default")
+
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	payload := appendBytesField(nil, 1, []byte(id))
+	if err := c.send(encodeFrame(1, msgTypeRequest, 0, encodeRequest(hypervisorService, "StartVM", payload, int64(600*time.Second)))); err != nil {
+		t.Fatalf("write StartVM: %v", err)
+	}
+	began := time.Now()
+	if err := c.send(versionRequestFrame(3)); err != nil {
+		t.Fatalf("write Version: %v", err)
+	}
+	f, err := readFrame(c, 10*time.Second)
+	if err != nil {
+		t.Fatalf("reading first response: %v", err)
+	}
+	if f.StreamID != 3 {
+		t.Errorf("first response is for stream %d after %v; the Version call (stream 3) was held up behind StartVM (stream 1)", f.StreamID, time.Since(began))
+		return
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("Version on a connection with a pending StartVM took %v", took)
+	}
+	_, r, err := c.expectResponse(1, 20*time.Second)
+	if err != nil {
+		t.Fatalf("StartVM response: %v", err)
+	}
+	if r.Code != 0 {
+		t.Errorf("StartVM: code %d message %q", r.Code, r.Message)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scBadSandboxIDs(t *T) {
+	d := t.StartDaemon()
+	base := listTree(d.Dirs.PodsDir)
+	long := strings.Repeat("a", 200)
+	bad := []string{"../x", "a/b", "", long, "..", ".", "a:b", "x\x00y"}
+	for _, id := range bad {
+		_, err := d.CreateVM(id, "bad-id-pod", "default")
+		expectCode(t, fmt.Sprintf("CreateVM(id %q)", abbrev(id)), err, 3, msgContains("sandbox id"), `containing "sandbox id"`)
+	}
+	if got := listTree(d.Dirs.PodsDir); strings.Join(got, ",") != strings.Join(base, ",") {
+		t.Errorf("pods-dir changed by rejected CreateVMs: before %q, after %q", base, got)
+	}
+	if got := listTree(filepath.Dir(d.Dirs.PodsDir)); containsAny(got, "x/", "b/", "x") {
+		t.Errorf("something escaped pods-dir: %q", got)
+	}
+	if got := listTree(d.Dirs.FakeDir); len(got) != 0 {
+		t.Errorf("fake-dir not empty: %q", got)
+	}
+	// StartVM/StopVM with bad ids must not misbehave either.
+	err := d.StartVM("../x", callOpts{ServerTimeout: 5 * time.Second, ClientWait: 10 * time.Second})
+	if err == nil {
+		t.Errorf("StartVM(\"../x\") returned OK")
+	}
+	if err := d.StopVM("../x"); err != nil {
+		code, _, _ := errCode(err)
+		if code != 3 {
+			t.Errorf("StopVM(\"../x\"): %s; want OK or code 3", describeErr(err))
+		}
+	}
+}
+
+func abbrev(s string) string {
+	if len(s) > 20 {
+		return fmt.Sprintf("%s…(%d chars)", s[:12], len(s))
+	}
+	return s
+}
+
+func containsAny(list []string, names ...string) bool {
+	for _, l := range list {
+		for _, n := range names {
+			if l == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func scLimit(t *T) {
+	d := t.StartDaemon("-peerpods-limit-per-node", "2")
+	a, b, c := newSandboxID(), newSandboxID(), newSandboxID()
+	d.MustCreate(a, "lim-a", "default")
+	d.MustCreate(b, "lim-b", "default")
+	_, err := d.CreateVM(c, "lim-c", "default")
+	expectCode(t, "third CreateVM with limit 2", err, 8, msgContains("PEERPODS_LIMIT_PER_NODE"), `containing "PEERPODS_LIMIT_PER_NODE"`)
+	if exists(filepath.Join(d.Dirs.PodsDir, c)) {
+		t.Errorf("refused CreateVM left %s behind", filepath.Join(d.Dirs.PodsDir, c))
+	}
+	mustOK(t, "StopVM(a)", d.StopVM(a))
+	d.MustCreate(c, "lim-c", "default")
+	mustOK(t, "StopVM(b)", d.StopVM(b))
+	mustOK(t, "StopVM(c)", d.StopVM(c))
+}
+
+func scCreateFailure(t *T) {
+	d := t.StartDaemon("-fake-create-fail", "-fake-create-delay", "500ms")
+	id := newSandboxID()
+	pod := "fail-pod"
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	ch := startAsync(d, id, optsStart)
+	// Watch the fake cloud while StartVM runs: the instance must appear
+	// (else the check below would prove nothing) and be gone on return.
+	seen := false
+	var r asyncResult
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case r = <-ch:
+			break wait
+		case <-deadline:
+			t.Fatalf("StartVM did not return within 30s")
+		case <-tick.C:
+			if exists(inst) {
+				seen = true
+			}
+		}
+	}
+	goneAtReturn := !exists(inst)
+	if !seen {
+		t.Errorf("instance file %s never appeared while the failing StartVM ran (fake create should create it at the start)", filepath.Base(inst))
+	}
+	if r.err == nil {
+		t.Errorf("StartVM returned OK with -fake-create-fail")
+	} else if code, msg, ok := errCode(r.err); !ok || code == 0 || !strings.Contains(msg, "fake: injected create failure") {
+		t.Errorf("StartVM: %s; want a status error whose message contains \"fake: injected create failure\"", describeErr(r.err))
+	}
+	if !goneAtReturn {
+		t.Errorf("instance file %s still exists when the failed StartVM returned", filepath.Base(inst))
+	}
+	mustOK(t, "StopVM after failed StartVM", d.StopVM(id))
+	if exists(filepath.Join(d.Dirs.PodsDir, id)) {
+		t.Errorf("sandbox dir still present after StopVM: %q", listTree(filepath.Join(d.Dirs.PodsDir, id)))
+	}
+	if got := listTree(d.Dirs.FakeDir); len(got) != 0 {
+		t.Errorf("fake-dir not empty: %q", got)
+	}
+}
+
+func scDeleteFailure(t *T) {
+	d := t.StartDaemon("-fake-delete-fail-count", "2")
+	id := newSandboxID()
+	pod := "delfail-pod"
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	if !exists(inst) {
+		t.Fatalf("instance file missing after StartVM")
+	}
+	began := time.Now()
+	mustOK(t, "StopVM (deletes failing)", d.StopVM(id))
+	t.Logf("StopVM returned after %v", time.Since(began))
+	if !waitFor(20*time.Second, func() bool { return !exists(inst) }) {
+		t.Errorf("instance file %s still present 20s after StopVM; the failed delete was not retried", filepath.Base(inst))
+	} else {
+		t.Logf("instance file gone %v after StopVM", time.Since(began))
+	}
+	if !waitFor(5*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, id)) }) {
+		t.Errorf("sandbox dir still present after the delete succeeded: %q", listTree(filepath.Join(d.Dirs.PodsDir, id)))
+	}
+}
+
+func scStopDuringStart(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "30s")
+	id := newSandboxID()
+	pod := "stop-during-start"
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	ch := startAsync(d, id, optsStart)
+	if !waitFor(10*time.Second, func() bool { return exists(inst) }) {
+		t.Fatalf("instance file never appeared while StartVM was in flight (fake-dir %q)", listTree(d.Dirs.FakeDir))
+	}
+	began := time.Now()
+	mustOK(t, "StopVM during StartVM", d.StopVM(id))
+	t.Logf("StopVM returned after %v", time.Since(began))
+	r, ok := waitResult(ch, 5*time.Second)
+	if !ok {
+		t.Fatalf("StartVM still pending 5s after StopVM returned")
+	}
+	t.Logf("StartVM returned %v after StopVM was issued: %s", r.at.Sub(began), describeErr(r.err))
+	expectCode(t, "StartVM interrupted by StopVM", r.err, 1, nil, "")
+	if !waitFor(5*time.Second, func() bool { return !exists(inst) }) {
+		t.Errorf("instance file still present 5s after StopVM")
+	}
+	if !waitFor(5*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, id)) }) {
+		t.Errorf("sandbox dir still present 5s after StopVM: %q", listTree(filepath.Join(d.Dirs.PodsDir, id)))
+	}
+}
+
+func scStartDeadline(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "30s")
+	id := newSandboxID()
+	pod := "deadline-pod"
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	began := time.Now()
+	err := d.StartVM(id, callOpts{ServerTimeout: time.Second, ClientWait: 15 * time.Second})
+	took := time.Since(began)
+	expectCode(t, "StartVM with a 1s deadline", err, 4, nil, "")
+	if took > 2500*time.Millisecond {
+		t.Errorf("StartVM with a 1s deadline returned after %v, want ~1s (< 2.5s)", took)
+	}
+	if !waitFor(5*time.Second, func() bool { return !exists(inst) }) {
+		t.Errorf("instance file still present 5s after the timed-out StartVM")
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	if !waitFor(5*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, id)) }) {
+		t.Errorf("sandbox dir still present after StopVM")
+	}
+}
+
+func scCrashRestart(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "30s")
+	dirs := d.Dirs
+	id := newSandboxID()
+	pod := "crash-pod"
+	inst := filepath.Join(dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	ch := startAsync(d, id, optsStart)
+	if !waitFor(10*time.Second, func() bool { return exists(inst) }) {
+		t.Fatalf("instance file never appeared while StartVM was in flight (fake-dir %q)", listTree(dirs.FakeDir))
+	}
+	d.Kill()
+	t.Logf("daemon #%d killed with SIGKILL", d.Index)
+	r, ok := waitResult(ch, 5*time.Second)
+	if !ok {
+		t.Fatalf("StartVM still pending 5s after the daemon was killed")
+	}
+	if r.err == nil {
+		t.Errorf("StartVM returned OK although the daemon was killed")
+	}
+	t.Logf("StartVM after kill: %s", describeErr(r.err))
+
+	d2 := t.StartDaemonDirs(dirs)
+	mustOK(t, "StopVM after restart", d2.StopVM(id))
+	sb := filepath.Join(dirs.PodsDir, id)
+	if !waitFor(10*time.Second, func() bool { return len(listTree(dirs.FakeDir)) == 0 && !exists(sb) }) {
+		t.Errorf("10s after StopVM on the restarted daemon: fake-dir %q, sandbox dir exists=%v %q",
+			listTree(dirs.FakeDir), exists(sb), listTree(sb))
+	}
+}
+
+func scSigterm(t *T) {
+	d := t.StartDaemon()
+	resp := &VersionResponse{}
+	mustOK(t, "Version", d.Call(hypervisorService, "Version", &VersionRequest{}, resp, optsPlain))
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	began := time.Now()
+	if err := d.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	t.Logf("exited %v after SIGTERM: %s", time.Since(began), d.exitString())
+	if d.exitCode != 0 {
+		t.Errorf("exit after SIGTERM: %s, want exit code 0", d.exitString())
+	}
+	if exists(d.Dirs.Sock) {
+		t.Errorf("socket %s still exists after shutdown", d.Dirs.Sock)
+	}
+	if err := d.WaitNote("STOPPING=1", 2*time.Second, false); err != nil {
+		t.Errorf("STOPPING=1: %v", err)
+	}
+}
+
+func scConcurrent200(t *T) {
+	d := t.StartDaemon("-peerpods-limit-per-node", "1000", "-fake-create-delay", "50ms")
+	baseFake := listTree(d.Dirs.FakeDir)
+	basePods := listTree(d.Dirs.PodsDir)
+	const n = 200
+	ids := map[string]bool{}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []string
+		failed int
+	)
+	type job struct{ id, pod string }
+	jobs := make([]job, n)
+	for i := range jobs {
+		jobs[i] = job{newSandboxID(), fmt.Sprintf("conc-pod-%03d", i)}
+		ids[jobs[i].id] = true
+	}
+	began := time.Now()
+	for i := range jobs {
+		wg.Add(1)
+		go func(j job) {
+			defer wg.Done()
+			fail := func(format string, args ...interface{}) {
+				mu.Lock()
+				defer mu.Unlock()
+				failed++
+				if len(errs) < 10 {
+					errs = append(errs, fmt.Sprintf("%s (id %.12s…): ", j.pod, j.id)+fmt.Sprintf(format, args...))
+				}
+			}
+			resp, err := d.CreateVM(j.id, j.pod, "conc")
+			if err != nil {
+				fail("CreateVM: %s", describeErr(err))
+				return
+			}
+			if want := filepath.Join(d.Dirs.PodsDir, j.id, "agent.ttrpc"); resp.AgentSocketPath != want {
+				fail("CreateVM agentSocketPath %q, want %q", resp.AgentSocketPath, want)
+			}
+			if err := d.StartVM(j.id, optsStart); err != nil {
+				fail("StartVM: %s", describeErr(err))
+			} else {
+				name := instanceName(j.pod, j.id)
+				vmid, err := d.GetInfo(j.pod, "conc", false, optsPlain)
+				if err != nil || vmid != "fake-"+name {
+					fail("GetInfo = %q, %s; want %q", vmid, describeErr(err), "fake-"+name)
+				}
+			}
+			if err := d.StopVM(j.id); err != nil {
+				fail("StopVM: %s", describeErr(err))
+			}
+		}(jobs[i])
+	}
+	wg.Wait()
+	t.Logf("%d lifecycles finished in %v", n, time.Since(began))
+	if failed > 0 {
+		t.Errorf("%d of %d lifecycles had failures; first ones:\n%s", failed, n, strings.Join(errs, "\n"))
+	}
+	if l := leftovers(d.Dirs.FakeDir, baseFake, ids); len(l) > 0 {
+		t.Errorf("%d entries left in fake-dir after all StopVMs returned, e.g. %q", len(l), first(l, 5))
+	}
+	if l := leftovers(d.Dirs.PodsDir, basePods, ids); len(l) > 0 {
+		t.Errorf("%d entries left in pods-dir after all StopVMs returned, e.g. %q", len(l), first(l, 5))
+	}
+	// The daemon is still healthy afterwards.
+	resp := &VersionResponse{}
+	mustOK(t, "Version after the storm", d.Call(hypervisorService, "Version", &VersionRequest{}, resp, optsPlain))
+}
+
+func first(l []string, n int) []string {
+	if len(l) > n {
+		return l[:n]
+	}
+	return l
+}

@@ -1,0 +1,7 @@
+/* Provider table of the test build: the shipped providers plus the fake cloud. */
+#include "fake_provider.h"
+
+const struct provider_ops *const provider_table[] = {
+    &fake_provider_ops,
+    NULL,
+};
