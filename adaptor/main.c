@@ -256,12 +256,12 @@ int main(int argc, char **argv)
             rc = CONFIG_PARSE_ERROR;
     }
     if (rc != CONFIG_PARSE_OK) {
-        FILE *out = rc == CONFIG_PARSE_HELP ? stdout : stderr;
-        if (rc == CONFIG_PARSE_ERROR)
-            fprintf(stderr, "cloud-api-adaptor: %s\n", err);
-        fprintf(out, "Usage of cloud-api-adaptor %s:\n", cmd);
-        if (rc == CONFIG_PARSE_HELP)
-            config_registry_usage(&d.reg, out);
+        if (rc == CONFIG_PARSE_HELP) {
+            printf("Usage of cloud-api-adaptor %s:\n", cmd);
+            config_registry_usage(&d.reg, stdout);
+        } else {
+            fprintf(stderr, "cloud-api-adaptor: %s\n", err); /* one line: the setting and the problem */
+        }
         d.pops->options_free(d.popts);
         config_registry_free(&d.reg);
         return rc == CONFIG_PARSE_HELP ? 0 : 1;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make check: unit tests (ASan+UBSan), fuzz targets (bounded), end-to-end tests against the
+# real daemon binary. Ends with one line "check: N passed, N failed".
+set -uo pipefail
+fuzz_secs=$1 units=$2 fuzzers=$3
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+total_p=0 total_f=0
+tally() { # reads a "<word>: N passed, N failed" line from a log
+    local line p f
+    line=$(grep -E '^([a-z0-9-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    p=$(printf '%s' "$line" | sed -E 's/.*\b([0-9]+) passed.*/\1/')
+    f=$(printf '%s' "$line" | sed -E 's/.*passed, ([0-9]+) failed.*/\1/')
+    if [ -z "$line" ]; then p=0 f=1; echo "check: $2 printed no verdict"; fi
+    if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    total_p=$((total_p + p)); total_f=$((total_f + f))
+}
+mkdir -p build/logs
+echo "== unit tests (ASan+UBSan)"
+# shellcheck disable=SC2086
+tests/run-unit.sh $units 2>&1 | tee build/logs/unit.log; tally build/logs/unit.log unit "${PIPESTATUS[0]}"
+echo "== fuzz targets (${fuzz_secs}s each)"
+# shellcheck disable=SC2086
+tests/run-fuzz.sh "$fuzz_secs" $fuzzers 2>&1 | tee build/logs/fuzz.log; tally build/logs/fuzz.log fuzz "${PIPESTATUS[0]}"
+echo "== end-to-end: hypervisor API against the real daemon"
+tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core.log; tally build/logs/e2e-core.log e2e "${PIPESTATUS[0]}"
+echo "check: $total_p passed, $total_f failed"
+[ "$total_f" -eq 0 ]
