@@ -72,6 +72,11 @@ build/test/cloud-api-adaptor: build/obj/adaptor/main.o $(call obj,obj,$(FAKE_SRC
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# The same under ASan+UBSan, for `make check` to run the end-to-end suite against.
+build/test/san/cloud-api-adaptor: build/san/adaptor/main.o $(call obj,san,$(FAKE_SRC)) $(CORE_SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+
 build/test/unit/%: tests/unit/%.c $(CORE_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $< $(CORE_SAN_OBJ) $(LIBS) -lcmocka
@@ -94,7 +99,7 @@ fuzz: $(FUZZ_BIN)
 fuzz-check: $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-check: all $(UNIT_BIN) $(FUZZ_BIN)
+check: all build/test/san/cloud-api-adaptor $(UNIT_BIN) $(FUZZ_BIN)
 	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)"
 
 bench: all

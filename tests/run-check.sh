@@ -24,5 +24,8 @@ echo "== fuzz targets (${fuzz_secs}s each)"
 tests/run-fuzz.sh "$fuzz_secs" $fuzzers 2>&1 | tee build/logs/fuzz.log; tally build/logs/fuzz.log fuzz "${PIPESTATUS[0]}"
 echo "== end-to-end: hypervisor API against the real daemon"
 tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core.log; tally build/logs/e2e-core.log e2e "${PIPESTATUS[0]}"
+echo "== end-to-end again, daemon built with ASan+UBSan"
+DAEMON=build/test/san/cloud-api-adaptor tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core-san.log
+tally build/logs/e2e-core-san.log e2e-san "${PIPESTATUS[0]}"
 echo "check: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]
