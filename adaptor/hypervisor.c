@@ -14,7 +14,7 @@
 #define DELETE_RETRY_MIN_MS 1000
 #define DELETE_RETRY_MAX_MS 60000
 
-enum op_kind { OP_START, OP_STOP, OP_ROLLBACK };
+enum op_kind { OP_CREATE, OP_START, OP_STOP, OP_ROLLBACK };
 
 struct sandbox_op {
     enum op_kind kind;
@@ -544,6 +544,8 @@ static void op_run(struct sandbox_op *op)
     case OP_STOP:
         stop_run(op);
         break;
+    case OP_CREATE: /* runs from its handler, never from the queue */
+        break;
     case OP_ROLLBACK:
         if (!op->sb->inst.name[0] || op->sb->phase != SANDBOX_FAILED) {
             op_done(op);
@@ -722,7 +724,7 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
     }
     log_info("adaptor", "create a sandbox %s for pod %s in namespace %s (netns %s)", sb->id, sb->pod.pod_name,
              sb->pod.pod_namespace, sb->netns_path);
-    struct sandbox_op *op = op_new(d, sb, OP_START, call); /* reused as the CreateVM context */
+    struct sandbox_op *op = op_new(d, sb, OP_CREATE, call);
     if (!op) {
         ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;

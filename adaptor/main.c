@@ -194,9 +194,7 @@ static int daemon_run(struct daemon *d)
         log_warn("adaptor", "NOTIFY_SOCKET: %s", strerror(errno));
     uv_run(&loop, UV_RUN_DEFAULT);
     status = 0;
-    /* Only closed handles and finished thread-pool work remain; free the rest. */
-    uv_walk(&loop, close_any, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Thread-pool work has finished; abandoned calls close their own timers here. */
     hypervisor_free(d);
     goto out_store;
 out_server:

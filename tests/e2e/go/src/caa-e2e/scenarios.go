@@ -18,6 +18,10 @@ func scenarios() []scenario {
 		{"version_raw_bytes", scVersionRaw},
 		{"lifecycle", scLifecycle},
 		{"stop_unknown_id", scStopUnknown},
+		{"start_unknown_id", scStartUnknown},
+		{"missing_annotations", scMissingAnnotations},
+		{"pod_name_rules", scPodNameRules},
+		{"getinfo_wait_wakeup", scGetInfoWaitWakeup},
 		{"getinfo_unknown_pod", scGetInfoUnknown},
 		{"unknown_service_and_method", scUnknownServiceMethod},
 		{"oversized_frame", scOversizedFrame},
@@ -33,6 +37,7 @@ func scenarios() []scenario {
 		{"start_deadline", scStartDeadline},
 		{"crash_and_restart", scCrashRestart},
 		{"sigterm", scSigterm},
+		{"restart_keeps_sandbox", scRestartKeepsSandbox},
 		{"concurrent_200", scConcurrent200},
 	}
 }
@@ -66,9 +71,13 @@ func descSuffix(desc string) string {
 	return " with message " + desc
 }
 
-func msgEquals(s string) func(string) bool   { return func(m string) bool { return m == s } }
-func msgContains(s string) func(string) bool { return func(m string) bool { return strings.Contains(m, s) } }
-func msgPrefix(s string) func(string) bool   { return func(m string) bool { return strings.HasPrefix(m, s) } }
+func msgEquals(s string) func(string) bool { return func(m string) bool { return m == s } }
+func msgContains(s string) func(string) bool {
+	return func(m string) bool { return strings.Contains(m, s) }
+}
+func msgPrefix(s string) func(string) bool {
+	return func(m string) bool { return strings.HasPrefix(m, s) }
+}
 
 func mustOK(t *T, what string, err error) {
 	if err != nil {
@@ -730,4 +739,148 @@ func first(l []string, n int) []string {
 		return l[:n]
 	}
 	return l
+}
+
+func scStartUnknown(t *T) {
+	d := t.StartDaemon()
+	err := d.StartVM(newSandboxID(), callOpts{ServerTimeout: 10 * time.Second, ClientWait: 15 * time.Second})
+	if code, _, ok := errCode(err); err == nil || !ok || code == 0 {
+		t.Errorf("StartVM(unknown id): %s; want a status error", describeErr(err))
+	}
+	if got := listTree(d.Dirs.FakeDir); len(got) != 0 {
+		t.Errorf("fake-dir not empty after StartVM(unknown id): %q", got)
+	}
+}
+
+// CreateVM without the pod name / namespace annotations fails (§2.4 steps
+// 2-3) and, being transactional (DECISIONS 1), leaves nothing behind.
+func scMissingAnnotations(t *T) {
+	d := t.StartDaemon()
+	base := listTree(d.Dirs.PodsDir)
+	for _, drop := range []string{annSandboxName, annSandboxNS} {
+		ann := kataAnnotations("ann-pod", "default")
+		delete(ann, drop)
+		id := newSandboxID()
+		err := d.Call(hypervisorService, "CreateVM", &CreateVMRequest{Id: id, Annotations: ann, NetworkNamespacePath: netnsPath}, &CreateVMResponse{}, optsPlain)
+		if code, msg, ok := errCode(err); err == nil || !ok || code == 0 || !strings.Contains(msg, drop) {
+			t.Errorf("CreateVM without %s: %s; want a status error naming the annotation", drop, describeErr(err))
+		}
+	}
+	if got := listTree(d.Dirs.PodsDir); strings.Join(got, ",") != strings.Join(base, ",") {
+		t.Errorf("pods-dir changed by failed CreateVMs: before %q, after %q", base, got)
+	}
+}
+
+// VM naming (§5.1) as seen through the fake cloud, and the CRI-O form of
+// the sandbox name (§2.4 step 2).
+func scPodNameRules(t *T) {
+	d := t.StartDaemon()
+	long := strings.Repeat("longname", 8) // 64 chars, truncated to 48
+	cases := []struct{ annName, podName, ns, wantInst string }{
+		{"k8s_web-0_prod_8c1f2a_0", "web-0", "prod", ""},
+		{long, long, "default", "podvm-" + long[:48] + "-"},
+	}
+	for _, c := range cases {
+		id := newSandboxID()
+		ann := kataAnnotations(c.annName, c.ns)
+		resp := &CreateVMResponse{}
+		err := d.Call(hypervisorService, "CreateVM", &CreateVMRequest{Id: id, Annotations: ann, NetworkNamespacePath: netnsPath}, resp, optsPlain)
+		if err != nil {
+			t.Errorf("CreateVM(sandbox-name %q): %s", c.annName, describeErr(err))
+			continue
+		}
+		if err := d.StartVM(id, optsStart); err != nil {
+			t.Errorf("StartVM(sandbox-name %q): %s", c.annName, describeErr(err))
+			d.StopVM(id)
+			continue
+		}
+		name := instanceName(c.podName, id)
+		if c.wantInst != "" && name != c.wantInst+id[:8] {
+			t.Fatalf("harness bug: instanceName = %q", name)
+		}
+		if len(name) > 63 {
+			t.Fatalf("harness bug: instance name %q longer than 63", name)
+		}
+		if !exists(filepath.Join(d.Dirs.FakeDir, name)) {
+			t.Errorf("sandbox-name %q: expected instance %q, fake-dir has %q", c.annName, name, listTree(d.Dirs.FakeDir))
+		}
+		vmid, err := d.GetInfo(c.podName, c.ns, false, optsPlain)
+		if err != nil || vmid != "fake-"+name {
+			t.Errorf("GetInfo(%s/%s) = %q, %s; want %q", c.ns, c.podName, vmid, describeErr(err), "fake-"+name)
+		}
+		mustOK(t, "StopVM", d.StopVM(id))
+	}
+	if got := listTree(d.Dirs.FakeDir); len(got) != 0 {
+		t.Errorf("fake-dir not empty at the end: %q", got)
+	}
+}
+
+// GetInfo(Wait=true) issued before the VM exists returns its id once
+// StartVM has created it (§6.1, DECISIONS 7).
+func scGetInfoWaitWakeup(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "1s")
+	id := newSandboxID()
+	pod, ns := "waiter-pod", "default"
+	name := instanceName(pod, id)
+	d.MustCreate(id, pod, ns)
+	_, err := d.GetInfo(pod, ns, false, optsPlain)
+	expectCode(t, "GetInfo(Wait=false) between CreateVM and StartVM", err, 5, nil, "")
+
+	type res struct {
+		vmid string
+		err  error
+		at   time.Time
+	}
+	ch := make(chan res, 1)
+	go func() {
+		v, err := d.GetInfo(pod, ns, true, callOpts{ServerTimeout: 20 * time.Second, ClientWait: 25 * time.Second})
+		ch <- res{v, err, time.Now()}
+	}()
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	select {
+	case r := <-ch:
+		if r.err != nil || r.vmid != "fake-"+name {
+			t.Errorf("GetInfo(Wait=true) = %q, %s; want %q", r.vmid, describeErr(r.err), "fake-"+name)
+		}
+	case <-time.After(3 * time.Second):
+		t.Errorf("GetInfo(Wait=true) still blocked 3s after StartVM returned OK")
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+// DECISIONS 10: a clean restart keeps running sandboxes (the VM is not
+// deleted on exit) and the new daemon can still report and stop them.
+func scRestartKeepsSandbox(t *T) {
+	d := t.StartDaemon()
+	dirs := d.Dirs
+	id := newSandboxID()
+	pod, ns := "survivor", "default"
+	name := instanceName(pod, id)
+	inst := filepath.Join(dirs.FakeDir, name)
+	d.MustCreate(id, pod, ns)
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if err := d.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	if !exists(inst) {
+		t.Fatalf("instance %s was deleted by the daemon's shutdown (running pod VMs must survive)", name)
+	}
+	d2 := t.StartDaemonDirs(dirs)
+	vmid, err := d2.GetInfo(pod, ns, false, optsPlain)
+	if err != nil || vmid != "fake-"+name {
+		t.Errorf("GetInfo after restart = %q, %s; want %q", vmid, describeErr(err), "fake-"+name)
+	}
+	if !exists(inst) {
+		t.Errorf("instance %s was deleted by the restarted daemon", name)
+	}
+	mustOK(t, "StopVM after restart", d2.StopVM(id))
+	if exists(inst) {
+		t.Errorf("instance %s still present when StopVM returned", name)
+	}
+	if exists(filepath.Join(dirs.PodsDir, id)) {
+		t.Errorf("sandbox dir still present when StopVM returned")
+	}
 }
