@@ -1,7 +1,7 @@
 # cloud-api-adaptor in C. `make` builds build/cloud-api-adaptor; `make check` runs every test.
 CC       ?= cc
 CLANG    ?= clang
-PKGS     := libuv libprotobuf-c jansson
+PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -39,7 +39,8 @@ all: build/cloud-api-adaptor build/test/cloud-api-adaptor
 # The Debian packages the build and the tests need.
 DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev \
             libcmocka-dev clang libclang-rt-14-dev golang-go golang-github-containerd-ttrpc-dev \
-            golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps
+            golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps \
+            libssl-dev zlib1g-dev openssl python3-yaml
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS); \
