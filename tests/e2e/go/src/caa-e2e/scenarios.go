@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,12 @@ func scenarios() []scenario {
 		{"sigterm", scSigterm},
 		{"restart_keeps_sandbox", scRestartKeepsSandbox},
 		{"concurrent_200", scConcurrent200},
+		{"sigterm_during_start", scSigtermDuringStart},
+		{"socket_not_ours", scSocketNotOurs},
+		{"sigterm_with_running_pods", scSigtermWithRunningPods},
+		{"stopvm_concurrent", scStopVMConcurrent},
+		{"start_idempotent", scStartIdempotent},
+		{"create_duplicate", scCreateDuplicate},
 	}
 }
 
@@ -882,5 +889,276 @@ func scRestartKeepsSandbox(t *T) {
 	}
 	if exists(filepath.Join(dirs.PodsDir, id)) {
 		t.Errorf("sandbox dir still present when StopVM returned")
+	}
+}
+
+// sigtermExit sends SIGTERM and requires the daemon to exit with status 0
+// within the given bound. It ends the scenario if the daemon does not exit.
+func sigtermExit(t *T, d *Daemon, within time.Duration) {
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	began := time.Now()
+	if err := d.WaitExit(within); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	t.Logf("daemon #%d exited %v after SIGTERM: %s", d.Index, time.Since(began), d.exitString())
+	if d.exitCode != 0 {
+		t.Errorf("daemon #%d exit after SIGTERM: %s, want exit code 0", d.Index, d.exitString())
+	}
+}
+
+// SIGTERM while a StartVM is creating the VM: the daemon still exits
+// promptly and cleanly, the caller gets an error, and the next daemon
+// instance can stop the half-started sandbox and clean up after it.
+func scSigtermDuringStart(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "30s")
+	dirs := d.Dirs
+	id := newSandboxID()
+	pod := "sigterm-start-pod"
+	inst := filepath.Join(dirs.FakeDir, instanceName(pod, id))
+	sb := filepath.Join(dirs.PodsDir, id)
+	d.MustCreate(id, pod, "default")
+	ch := startAsync(d, id, optsStart)
+	if !waitFor(10*time.Second, func() bool { return exists(inst) }) {
+		t.Fatalf("instance file never appeared while StartVM was in flight (fake-dir %q)", listTree(dirs.FakeDir))
+	}
+	sigtermExit(t, d, 5*time.Second)
+	if err := d.WaitNote("STOPPING=1", 2*time.Second, false); err != nil {
+		t.Errorf("STOPPING=1: %v", err)
+	}
+	r, ok := waitResult(ch, 5*time.Second)
+	if !ok {
+		t.Fatalf("StartVM still pending 5s after the daemon exited")
+	}
+	if r.err == nil {
+		t.Errorf("StartVM returned OK although the daemon was shut down before the VM was created")
+	}
+	t.Logf("StartVM after SIGTERM: %s", describeErr(r.err))
+
+	d2 := t.StartDaemonDirs(dirs)
+	mustOK(t, "StopVM after restart", d2.StopVM(id))
+	if !waitFor(10*time.Second, func() bool { return len(listTree(dirs.FakeDir)) == 0 && !exists(sb) }) {
+		t.Errorf("10s after StopVM on the restarted daemon: fake-dir %q, sandbox dir exists=%v %q",
+			listTree(dirs.FakeDir), exists(sb), listTree(sb))
+	}
+}
+
+func inodeOf(path string) (uint64, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return 0, err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("no stat_t for %s", path)
+	}
+	if st.Mode()&os.ModeSocket == 0 {
+		return 0, fmt.Errorf("%s is not a socket (mode %v)", path, st.Mode())
+	}
+	return uint64(sys.Ino), nil
+}
+
+// During a rolling update a newer daemon may already have replaced the
+// socket file; the old one must not remove the newcomer's socket on exit.
+func scSocketNotOurs(t *T) {
+	d := t.StartDaemon()
+	sock := d.Dirs.Sock
+	oldIno, err := inodeOf(sock)
+	if err != nil {
+		t.Fatalf("daemon socket: %v", err)
+	}
+	// Keep the daemon's socket inode alive under another name so that the
+	// file system cannot hand the same inode number to our new socket.
+	hold := filepath.Join(t.dir, "old-daemon.sock")
+	if err := os.Link(sock, hold); err != nil {
+		t.Fatalf("link %s: %v", sock, err)
+	}
+	if err := os.Remove(sock); err != nil {
+		t.Fatalf("removing the daemon's socket file: %v", err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatalf("binding our own socket at %s: %v", sock, err)
+	}
+	defer l.Close()
+	ourIno, err := inodeOf(sock)
+	if err != nil {
+		t.Fatalf("our socket: %v", err)
+	}
+	if ourIno == oldIno {
+		t.Fatalf("harness bug: our socket has the daemon's inode %d", ourIno)
+	}
+	t.Logf("daemon socket inode %d, ours %d", oldIno, ourIno)
+
+	sigtermExit(t, d, 5*time.Second)
+	ino, err := inodeOf(sock)
+	if err != nil {
+		t.Fatalf("after the old daemon's shutdown, our socket at %s: %v", sock, err)
+	}
+	if ino != ourIno {
+		t.Fatalf("socket at %s has inode %d after the old daemon's shutdown, want ours (%d)", sock, ino, ourIno)
+	}
+	// The path still leads to our listener.
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		t.Errorf("dialling our socket after the old daemon's shutdown: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
+// SIGTERM with running pod VMs keeps them (DECISIONS 10); the next daemon
+// instance reports and stops every one of them.
+func scSigtermWithRunningPods(t *T) {
+	d := t.StartDaemon()
+	dirs := d.Dirs
+	const n = 5
+	type pod struct{ id, name, inst string }
+	pods := make([]pod, n)
+	for i := range pods {
+		id := newSandboxID()
+		name := fmt.Sprintf("keep-pod-%d", i)
+		pods[i] = pod{id, name, filepath.Join(dirs.FakeDir, instanceName(name, id))}
+		d.MustCreate(id, name, "default")
+		mustOK(t, fmt.Sprintf("StartVM(%s)", name), d.StartVM(id, optsStart))
+	}
+	sigtermExit(t, d, 5*time.Second)
+	for _, p := range pods {
+		if !exists(p.inst) {
+			t.Errorf("instance %s was deleted by the daemon's shutdown (running pod VMs must survive)", filepath.Base(p.inst))
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	d2 := t.StartDaemonDirs(dirs)
+	for _, p := range pods {
+		want := "fake-" + instanceName(p.name, p.id)
+		vmid, err := d2.GetInfo(p.name, "default", false, optsPlain)
+		if err != nil || vmid != want {
+			t.Errorf("GetInfo(default/%s) after restart = %q, %s; want %q", p.name, vmid, describeErr(err), want)
+		}
+	}
+	for _, p := range pods {
+		mustOK(t, fmt.Sprintf("StopVM(%s) after restart", p.name), d2.StopVM(p.id))
+		if exists(p.inst) {
+			t.Errorf("instance %s still present when StopVM returned", filepath.Base(p.inst))
+		}
+		if sb := filepath.Join(dirs.PodsDir, p.id); exists(sb) {
+			t.Errorf("sandbox dir of %s still present when StopVM returned: %q", p.name, listTree(sb))
+		}
+	}
+	if got := listTree(dirs.FakeDir); len(got) != 0 {
+		t.Errorf("fake-dir not empty at the end: %q", got)
+	}
+}
+
+// Several StopVMs for the same sandbox at once (each on its own
+// connection): all succeed and the VM is deleted.
+func scStopVMConcurrent(t *T) {
+	d := t.StartDaemon("-fake-delete-delay", "300ms")
+	id := newSandboxID()
+	pod := "stop-conc-pod"
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	if !exists(inst) {
+		t.Fatalf("instance file missing after StartVM")
+	}
+	const n = 5
+	type res struct {
+		err       error
+		took      time.Duration
+		instAlive bool
+	}
+	results := make([]res, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-gate
+			began := time.Now()
+			err := d.StopVM(id)
+			results[i] = res{err, time.Since(began), exists(inst)}
+		}(i)
+	}
+	close(gate)
+	wg.Wait()
+	for i, r := range results {
+		t.Logf("StopVM #%d: %s after %v (instance file present at return: %v)", i, describeErr(r.err), r.took, r.instAlive)
+		if r.err != nil {
+			t.Errorf("concurrent StopVM #%d: %s", i, describeErr(r.err))
+		}
+	}
+	if exists(inst) {
+		t.Errorf("instance file %s still present after all StopVMs returned", filepath.Base(inst))
+	}
+	if sb := filepath.Join(d.Dirs.PodsDir, id); !waitFor(5*time.Second, func() bool { return !exists(sb) }) {
+		t.Errorf("sandbox dir still present 5s after the StopVMs: %q", listTree(sb))
+	}
+}
+
+// StartVM on a sandbox that is already running returns OK at once and
+// does not create a second VM.
+func scStartIdempotent(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "1s")
+	id := newSandboxID()
+	pod := "start-twice-pod"
+	name := instanceName(pod, id)
+	d.MustCreate(id, pod, "default")
+	mustOK(t, "first StartVM", d.StartVM(id, optsStart))
+	before := listTree(d.Dirs.FakeDir)
+	if len(before) != 1 || before[0] != name {
+		t.Fatalf("fake-dir after the first StartVM: %q, want [%q]", before, name)
+	}
+	began := time.Now()
+	err := d.StartVM(id, optsStart)
+	took := time.Since(began)
+	t.Logf("second StartVM: %s after %v", describeErr(err), took)
+	mustOK(t, "second StartVM", err)
+	if took > 500*time.Millisecond {
+		t.Errorf("second StartVM took %v; a running sandbox should answer at once (the fake create takes 1s)", took)
+	}
+	if after := listTree(d.Dirs.FakeDir); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("fake-dir changed by the second StartVM: before %q, after %q", before, after)
+	}
+	vmid, err := d.GetInfo(pod, "default", false, optsPlain)
+	if err != nil || vmid != "fake-"+name {
+		t.Errorf("GetInfo after the second StartVM = %q, %s; want %q", vmid, describeErr(err), "fake-"+name)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	if got := listTree(d.Dirs.FakeDir); len(got) != 0 {
+		t.Errorf("fake-dir not empty after StopVM: %q", got)
+	}
+}
+
+// A second CreateVM with an id in use fails with ALREADY_EXISTS and leaves
+// the existing sandbox alone.
+func scCreateDuplicate(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	pod := "dup-pod"
+	sb := filepath.Join(d.Dirs.PodsDir, id)
+	d.MustCreate(id, pod, "default")
+	_, err := d.CreateVM(id, pod, "default")
+	expectCode(t, "second CreateVM with the same id", err, 6, msgContains("already exists"), `containing "already exists"`)
+	if !exists(sb) {
+		t.Fatalf("sandbox dir %s gone after the refused duplicate CreateVM", sb)
+	}
+	// The original sandbox still works.
+	mustOK(t, "StartVM after the refused duplicate", d.StartVM(id, optsStart))
+	_, err = d.CreateVM(id, pod, "default")
+	expectCode(t, "CreateVM with the id of a running sandbox", err, 6, msgContains("already exists"), `containing "already exists"`)
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	if !exists(inst) {
+		t.Errorf("instance file %s gone after the refused duplicate CreateVM", filepath.Base(inst))
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	if exists(inst) || exists(sb) {
+		t.Errorf("after StopVM: instance file exists=%v, sandbox dir exists=%v", exists(inst), exists(sb))
 	}
 }
