@@ -122,8 +122,13 @@ int config_duration_parse(const char *s, int64_t *ns, const char **why)
         uint64_t v = whole * unit;
         if (frac)
             v += (uint64_t)((long double)frac * (long double)unit / (long double)scale);
+        uint64_t limit = (uint64_t)INT64_MAX + (neg ? 1u : 0u);
+        if (v > limit || total > limit - v) { /* checked before adding: the sum could wrap */
+            *why = "out of range";
+            return -1;
+        }
         total += v;
-        if (total > (uint64_t)INT64_MAX + (neg ? 1u : 0u)) {
+        if (total > limit) {
             *why = "out of range";
             return -1;
         }

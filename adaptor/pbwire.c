@@ -6,6 +6,8 @@ size_t pbwire_varint_read(const uint8_t *p, const uint8_t *end, uint64_t *out)
 {
     uint64_t v = 0;
     for (size_t i = 0; i < 10 && p + i < end; i++) {
+        if (i == 9 && p[i] > 1)
+            return 0; /* more than 64 bits */
         v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
         if (!(p[i] & 0x80)) {
             *out = v;

@@ -341,9 +341,15 @@ static int fsync_dir(const char *path)
  * follows links: the directory is ours and holds only files we wrote. */
 static int remove_dir_flat(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return errno == ENOENT ? 0 : errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
     int dfd = dirfd(d), rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -503,6 +509,9 @@ int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen)
             continue;
         if (sandbox_id_check(e->d_name, why, sizeof(why)))
             continue; /* not a sandbox directory of ours */
+        struct stat dst;
+        if (fstatat(dirfd(d), e->d_name, &dst, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(dst.st_mode))
+            continue; /* we only ever create real directories; never follow a link */
         if (sandbox_path(path, sizeof(path), st->dir, e->d_name, SANDBOX_STATE_FILE))
             continue;
         size_t len;

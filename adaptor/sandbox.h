@@ -90,7 +90,9 @@ int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen);
 
 /* Completion of a thread-pool write; err is 0 or an errno value. */
 typedef void (*sandbox_io_cb)(void *arg, int err);
-/* Persists sb's current fields (snapshot taken now) in the thread pool. */
+/* Persists sb's current fields (snapshot taken now) in the thread pool. Saves and erases of
+ * one id must not overlap: the caller waits for each completion (the hypervisor service
+ * runs one operation per sandbox at a time), which also keeps them in order. */
 int sandbox_store_save(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg);
 /* Removes <pods-dir>/<id> and the files in it in the thread pool. */
 int sandbox_store_erase(struct sandbox_store *st, const char *id, sandbox_io_cb cb, void *arg);
