@@ -275,6 +275,7 @@ static void start_created(void *arg, const struct provider_error *err, const str
         return;
     }
     set_phase(sb, SANDBOX_RUNNING);
+    sandbox_userdata_drop(sb); /* the VM has it; the 0600 copy on disk goes with the sandbox */
     waiters_wake(op->d);
     save(op, start_saved_running);
 }
@@ -298,13 +299,13 @@ static void start_saved_starting(void *arg, int err)
         start_rollback(op);
         return;
     }
-    static const char userdata[] = "#cloud-config\n";
+    static const char no_userdata[] = "#cloud-config\n";
     struct provider_create_req req = {
         .sandbox_id = sb->id,
         .instance_name = sb->inst.name,
         .pod = &sb->pod,
-        .userdata = (const uint8_t *)userdata,
-        .userdata_len = sizeof(userdata) - 1,
+        .userdata = sb->userdata ? sb->userdata : (const uint8_t *)no_userdata,
+        .userdata_len = sb->userdata ? sb->userdata_len : sizeof(no_userdata) - 1,
         .deadline = op->call ? ttrpc_call_deadline(op->call) : 0,
     };
     static const struct provider_create_cbs cbs = {start_on_address, start_created};
@@ -732,7 +733,8 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
     sandbox_store_insert(&d->store, sb);
     sb->phase = SANDBOX_CREATED;
     sb->op = op;
-    save(op, create_saved);
+    if (sandbox_store_save_userdata(&d->store, sb, create_saved, op))
+        create_saved(op, ENOMEM);
     sb = NULL;
 out:
     sandbox_free(sb);

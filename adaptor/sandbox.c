@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,19 @@ void sandbox_free(struct sandbox *sb)
         return;
     pod_spec_free(&sb->pod);
     free(sb->netns_path);
+    sandbox_userdata_drop(sb);
     free(sb);
+}
+
+void sandbox_userdata_drop(struct sandbox *sb)
+{
+    if (sb->userdata) {
+        /* It carries a TLS private key and the pod's initdata. */
+        OPENSSL_cleanse(sb->userdata, sb->userdata_len);
+        free(sb->userdata);
+    }
+    sb->userdata = NULL;
+    sb->userdata_len = 0;
 }
 
 char *sandbox_json_encode(const struct sandbox *sb)
@@ -370,9 +383,45 @@ struct io_work {
     sandbox_io_cb cb;
     void *arg;
     int err;
-    char *json; /* NULL: erase */
+    char *json;      /* NULL: erase */
+    uint8_t *extra;  /* optional file written before the record, owned */
+    size_t extra_len;
     char dir[4096];
 };
+
+/* Writes dir/name atomically: a crash leaves the old file or the new one, never a mix. */
+static int file_write_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[4200], dst[4200];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errno;
+    int err = 0;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (!err && fsync(fd))
+        err = errno;
+    if (close(fd) && !err)
+        err = errno;
+    if (!err && rename(tmp, dst))
+        err = errno;
+    if (!err)
+        err = fsync_dir(dir);
+    if (err)
+        unlink(tmp);
+    return err;
+}
 
 static void io_work_run(uv_work_t *req)
 {
@@ -381,38 +430,11 @@ static void io_work_run(uv_work_t *req)
         w->err = remove_dir_flat(w->dir);
         return;
     }
-    char tmp[4200], dst[4200];
-    snprintf(tmp, sizeof(tmp), "%s/" SANDBOX_STATE_FILE ".tmp", w->dir);
-    snprintf(dst, sizeof(dst), "%s/" SANDBOX_STATE_FILE, w->dir);
     w->err = mkdir_p(w->dir, 0700);
-    if (w->err)
-        return;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        w->err = errno;
-        return;
-    }
-    size_t len = strlen(w->json), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, w->json + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            w->err = errno;
-            break;
-        }
-        off += (size_t)n;
-    }
-    if (!w->err && fsync(fd))
-        w->err = errno;
-    if (close(fd) && !w->err)
-        w->err = errno;
-    if (!w->err && rename(tmp, dst))
-        w->err = errno;
+    if (!w->err && w->extra)
+        w->err = file_write_atomic(w->dir, SANDBOX_USERDATA_FILE, w->extra, w->extra_len);
     if (!w->err)
-        w->err = fsync_dir(w->dir);
-    if (w->err)
-        unlink(tmp);
+        w->err = file_write_atomic(w->dir, SANDBOX_STATE_FILE, w->json, strlen(w->json));
 }
 
 static void io_work_done(uv_work_t *req, int status)
@@ -423,20 +445,33 @@ static void io_work_done(uv_work_t *req, int status)
     sandbox_io_cb cb = w->cb;
     void *arg = w->arg;
     free(w->json);
+    free(w->extra);
     free(w);
     if (cb)
         cb(arg, err);
 }
 
-static int io_submit(struct sandbox_store *st, const char *id, char *json, sandbox_io_cb cb, void *arg)
+static int io_submit(struct sandbox_store *st, const char *id, char *json, const struct sandbox *with_userdata,
+                     sandbox_io_cb cb, void *arg)
 {
     struct io_work *w = calloc(1, sizeof(*w));
     if (!w) {
         free(json);
         return -1;
     }
+    if (with_userdata && with_userdata->userdata) {
+        w->extra = malloc(with_userdata->userdata_len ? with_userdata->userdata_len : 1);
+        if (!w->extra) {
+            free(json);
+            free(w);
+            return -1;
+        }
+        memcpy(w->extra, with_userdata->userdata, with_userdata->userdata_len);
+        w->extra_len = with_userdata->userdata_len;
+    }
     if (sandbox_path(w->dir, sizeof(w->dir), st->dir, id, NULL)) {
         free(json);
+        free(w->extra);
         free(w);
         return -1;
     }
@@ -446,6 +481,7 @@ static int io_submit(struct sandbox_store *st, const char *id, char *json, sandb
     w->json = json;
     if (uv_queue_work(st->loop, &w->req, io_work_run, io_work_done)) {
         free(json);
+        free(w->extra);
         free(w);
         return -1;
     }
@@ -458,12 +494,20 @@ int sandbox_store_save(struct sandbox_store *st, const struct sandbox *sb, sandb
     char *json = sandbox_json_encode(sb);
     if (!json)
         return -1;
-    return io_submit(st, sb->id, json, cb, arg);
+    return io_submit(st, sb->id, json, NULL, cb, arg);
+}
+
+int sandbox_store_save_userdata(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg)
+{
+    char *json = sandbox_json_encode(sb);
+    if (!json)
+        return -1;
+    return io_submit(st, sb->id, json, sb, cb, arg);
 }
 
 int sandbox_store_erase(struct sandbox_store *st, const char *id, sandbox_io_cb cb, void *arg)
 {
-    return io_submit(st, id, NULL, cb, arg);
+    return io_submit(st, id, NULL, NULL, cb, arg);
 }
 
 static char *file_read(const char *path, size_t max, size_t *len)
@@ -539,6 +583,15 @@ int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen)
         }
         free(text);
         sb->phase = sandbox_phase_recover(sb->phase);
+        if ((sb->phase == SANDBOX_CREATED || sb->phase == SANDBOX_FAILED) &&
+            !sandbox_path(path, sizeof(path), st->dir, e->d_name, SANDBOX_USERDATA_FILE)) {
+            size_t ulen;
+            char *ud = file_read(path, SANDBOX_USERDATA_MAX, &ulen);
+            if (ud) {
+                sb->userdata = (uint8_t *)ud;
+                sb->userdata_len = ulen;
+            }
+        }
         if (sandbox_store_insert(st, sb)) {
             sandbox_free(sb);
             continue;

@@ -19,6 +19,8 @@
 #define SANDBOX_ID_MAX 128
 #define SANDBOX_STATE_FILE "sandbox.json"
 #define SANDBOX_AGENT_SOCKET "agent.ttrpc"
+#define SANDBOX_USERDATA_FILE "userdata" /* the pod VM's document, kept 0600 until StartVM */
+#define SANDBOX_USERDATA_MAX (1u << 20)
 
 enum sandbox_phase {
     SANDBOX_CREATED,  /* CreateVM done, no cloud resources yet */
@@ -49,6 +51,8 @@ struct sandbox {
     struct provider_instance inst;
     int64_t created_unix;
     unsigned delete_attempts;
+    uint8_t *userdata; /* owned; persisted beside the record until the VM exists */
+    size_t userdata_len;
     /* Runtime only (not persisted). */
     struct sandbox_op *op; /* current operation, NULL when idle */
     struct sandbox_op *queue_head, *queue_tail;
@@ -94,6 +98,10 @@ typedef void (*sandbox_io_cb)(void *arg, int err);
  * one id must not overlap: the caller waits for each completion (the hypervisor service
  * runs one operation per sandbox at a time), which also keeps them in order. */
 int sandbox_store_save(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg);
+/* The same, and also writes sb->userdata to <id>/userdata (0600) before the record. */
+int sandbox_store_save_userdata(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg);
+/* Wipes and frees sb->userdata. */
+void sandbox_userdata_drop(struct sandbox *sb);
 /* Removes <pods-dir>/<id> and the files in it in the thread pool. */
 int sandbox_store_erase(struct sandbox_store *st, const char *id, sandbox_io_cb cb, void *arg);
 
