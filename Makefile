@@ -78,6 +78,11 @@ build/test/san/cloud-api-adaptor: build/san/adaptor/main.o $(call obj,san,$(FAKE
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
+# Small CLI over adaptor/tlsca for the openssl s_server/s_client tests in tests/tls.
+build/test/tlsca-tool: tests/tls/tlsca-tool.c build/obj/adaptor/tlsca.o build/obj/adaptor/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
 build/test/unit/%: tests/unit/%.c $(CORE_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $< $(CORE_SAN_OBJ) $(LIBS) -lcmocka
@@ -100,7 +105,7 @@ fuzz: $(FUZZ_BIN)
 fuzz-check: $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-check: all build/test/san/cloud-api-adaptor $(UNIT_BIN) $(FUZZ_BIN)
+check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool $(UNIT_BIN) $(FUZZ_BIN)
 	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)"
 
 bench: all

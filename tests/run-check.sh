@@ -22,6 +22,8 @@ tests/run-unit.sh $units 2>&1 | tee build/logs/unit.log; tally build/logs/unit.l
 echo "== fuzz targets (${fuzz_secs}s each)"
 # shellcheck disable=SC2086
 tests/run-fuzz.sh "$fuzz_secs" $fuzzers 2>&1 | tee build/logs/fuzz.log; tally build/logs/fuzz.log fuzz "${PIPESTATUS[0]}"
+echo "== TLS material against openssl s_server/s_client (loopback only)"
+TLSCA_TOOL=build/test/tlsca-tool tests/tls/run.sh 2>&1 | tee build/logs/tls.log; tally build/logs/tls.log tls "${PIPESTATUS[0]}"
 echo "== end-to-end: hypervisor API against the real daemon"
 tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core.log; tally build/logs/e2e-core.log e2e "${PIPESTATUS[0]}"
 echo "== end-to-end again, daemon built with ASan+UBSan"
