@@ -11,6 +11,7 @@
 #include "../providers/provider.h"
 #include "config.h"
 #include "sandbox.h"
+#include "tlsca.h"
 #include "ttrpc_server.h"
 
 struct getinfo_wait;
@@ -23,6 +24,8 @@ struct daemon {
     void *popts;
     struct provider *prov;
     struct sandbox_store store;
+    struct tlsca *tls;                /* NULL with -disable-tls */
+    struct tlsca_profile tls_profile; /* TLS_MIN_VERSION / TLS_CIPHER_SUITES */
     struct ttrpc_server *server;
     struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
     uv_signal_t sig_term, sig_int;

@@ -88,6 +88,38 @@ mkdir_fail:
     return -1;
 }
 
+/* TLS profile and material for the pod VM link, decided once at start-up (spec 3.6). The
+ * generated CA lives beside the pods dir, so a restart keeps talking to running VMs. */
+static int tls_setup(struct daemon *d, char *err, size_t errlen)
+{
+    if (d->cfg.disable_tls)
+        log_warn("adaptor", "-disable-tls: the link to pod VMs is plain TCP; the pod VM image must run its "
+                            "forwarder with -disable-tls too");
+    else if (tlsca_profile_parse(&d->tls_profile, d->cfg.tls_min_version, d->cfg.tls_cipher_suites, err, errlen))
+        return -1;
+    char state[4096];
+    snprintf(state, sizeof(state), "%s", d->cfg.pods_dir);
+    char *slash = strrchr(state, '/');
+    if (slash && slash != state)
+        *slash = '\0';
+    else
+        snprintf(state, sizeof(state), "/");
+    struct tlsca_options o = {
+        .disable_tls = d->cfg.disable_tls,
+        .ca_cert_file = d->cfg.ca_cert_file,
+        .cert_file = d->cfg.cert_file,
+        .cert_key = d->cfg.cert_key,
+        .state_dir = state,
+    };
+    if (tlsca_open(&d->tls, &o, err, errlen))
+        return -1;
+    if (d->tls)
+        log_info("adaptor", "TLS to pod VMs: %s mode", tlsca_mode_name(tlsca_mode_get(d->tls)));
+    if (d->cfg.tls_skip_verify && !d->cfg.disable_tls)
+        log_warn("adaptor", "TLS_SKIP_VERIFY: pod VM certificates are not verified (mutual TLS is kept)");
+    return 0;
+}
+
 static void socket_remove_if_ours(const struct daemon *d)
 {
     struct stat st;
@@ -153,6 +185,11 @@ static int daemon_run(struct daemon *d)
     loop.data = d;
     if (*d->cfg.pause_image)
         log_warn("adaptor", "PAUSE_IMAGE is accepted for compatibility and ignored");
+    if (tls_setup(d, err, sizeof(err))) {
+        fprintf(stderr, "cloud-api-adaptor: %s\n", err);
+        uv_loop_close(&loop);
+        return 1;
+    }
     if (d->pops->init(&loop, &d->cfg, d->popts, &d->prov, &perr)) {
         fprintf(stderr, "cloud-api-adaptor: %s: %s\n", d->pops->name, perr.msg);
         uv_loop_close(&loop);
@@ -210,6 +247,8 @@ out_provider:
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop))
         log_warn("adaptor", "event loop closed with handles still open");
+    tlsca_free(d->tls);
+    tlsca_profile_free(&d->tls_profile);
     return status;
 }
 
