@@ -83,14 +83,19 @@ build/test/tlsca-tool: tests/tls/tlsca-tool.c build/obj/adaptor/tlsca.o build/ob
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
+# Prints what adaptor/toml reads, for the differential test against Python's tomllib.
+build/test/toml-dump: tests/toml/toml-dump.c build/san/adaptor/toml.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+
 build/test/unit/%: tests/unit/%.c $(CORE_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $< $(CORE_SAN_OBJ) $(LIBS) -lcmocka
 
 # libFuzzer targets under ASan+UBSan; each links the pure modules it exercises.
-build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(GEN_H)
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(CORE_SRC) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS)) \
+	$(CLANG) $(CPPFLAGS) -Itests/fuzz -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS)) \
 		-o $@ $< $(CORE_SRC) $(LIBS)
 
 unit: $(UNIT_BIN)
@@ -105,7 +110,7 @@ fuzz: $(FUZZ_BIN)
 fuzz-check: $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool $(UNIT_BIN) $(FUZZ_BIN)
+check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool build/test/toml-dump $(UNIT_BIN) $(FUZZ_BIN)
 	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)"
 
 bench: all

@@ -10,6 +10,7 @@
 
 #include "../providers/provider.h"
 #include "config.h"
+#include "initdata.h"
 #include "sandbox.h"
 #include "tlsca.h"
 #include "ttrpc_server.h"
@@ -26,6 +27,7 @@ struct daemon {
     struct sandbox_store store;
     struct tlsca *tls;                /* NULL with -disable-tls */
     struct tlsca_profile tls_profile; /* TLS_MIN_VERSION / TLS_CIPHER_SUITES */
+    struct initdata initdata;         /* validated INITDATA; vm_value NULL when unset */
     struct ttrpc_server *server;
     struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
     uv_signal_t sig_term, sig_int;

@@ -10,6 +10,7 @@
 #include "hypervisor.pb-c.h"
 #include "log.h"
 #include "podvminfo.pb-c.h"
+#include "vmdoc.h"
 
 #define DELETE_RETRY_MIN_MS 1000
 #define DELETE_RETRY_MAX_MS 60000
@@ -670,6 +671,59 @@ static void handle_version(struct ttrpc_call *call, const uint8_t *p, size_t n, 
     ttrpc_call_reply(call, resp, sizeof(resp));
 }
 
+/* The pod VM's user-data for sb, into sb->userdata. Returns 0 or a gRPC code with err. */
+static int document_build(struct daemon *d, struct sandbox *sb, char *err, size_t errlen)
+{
+    char vm_name[INSTANCE_NAME_MAX + 1];
+    if (instance_name_generate(vm_name, sizeof(vm_name), sb->pod.pod_name, sb->id, INSTANCE_NAME_MAX)) {
+        snprintf(err, errlen, "cannot derive the VM name");
+        return TTRPC_INTERNAL;
+    }
+    /* The worker-node side of pod-network (netns inspection, VNI allocation) is not wired
+     * in yet: the tunnel fields stay empty apart from the VXLAN settings. */
+    struct userdata_pod_network net = {
+        .tunnel_type = "vxlan",
+        .vxlan_port = (int)d->cfg.vxlan_port,
+        .vxlan_id = (int)d->cfg.vxlan_min_id,
+        .external_net_via_pod_vm = d->cfg.ext_network_via_podvm,
+    };
+    struct vmdoc_input in = {
+        .cfg = &d->cfg,
+        .tls = d->tls,
+        .global = &d->initdata,
+        .pod = &sb->pod,
+        .vm_name = vm_name,
+        .net = &net,
+    };
+    struct vmdoc_result r;
+    int code = vmdoc_build(&in, &r, err, errlen);
+    if (code)
+        return code;
+    size_t limit = d->pops->userdata_limit ? d->pops->userdata_limit(d->prov) : 0;
+    if (limit && vmdoc_base64_len(r.len) > limit) {
+        snprintf(err, errlen,
+                 "the pod VM's user-data is %zu bytes in base64, more than the %zu bytes the %s provider accepts; "
+                 "make the initdata smaller (pod annotation cc_init_data, or INITDATA)",
+                 vmdoc_base64_len(r.len), limit, d->pops->name);
+        vmdoc_result_clear(&r);
+        return TTRPC_INVALID_ARGUMENT;
+    }
+    static const char *const from[] = {"none", "pod annotation", "INITDATA"};
+    if (r.initdata_source != VMDOC_INITDATA_NONE)
+        log_info("adaptor", "sandbox %s: initdata from %s, %s digest %s", sb->id, from[r.initdata_source],
+                 r.initdata_algorithm, r.initdata_digest);
+    if (r.auth_dropped)
+        log_warn("adaptor", "sandbox %s: registry credentials exceed %d bytes and are not sent to the pod VM", sb->id,
+                 USERDATA_AUTH_JSON_MAX);
+    log_debug("adaptor", "sandbox %s: user-data for %s is %zu bytes (server certificate: %s)", sb->id, vm_name, r.len,
+              r.server_cert ? "issued" : "none");
+    sandbox_userdata_drop(sb);
+    sb->userdata = r.doc;
+    sb->userdata_len = r.len;
+    r.doc = NULL;
+    return 0;
+}
+
 static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
 {
     struct daemon *d = ctx;
@@ -725,6 +779,12 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
     }
     log_info("adaptor", "create a sandbox %s for pod %s in namespace %s (netns %s)", sb->id, sb->pod.pod_name,
              sb->pod.pod_namespace, sb->netns_path);
+    int code = document_build(d, sb, err, sizeof(err));
+    if (code) {
+        log_warn("adaptor", "CreateVM: sandbox %s: %s", sb->id, err);
+        ttrpc_call_fail(call, code, "%s", err);
+        goto out;
+    }
     struct sandbox_op *op = op_new(d, sb, OP_CREATE, call);
     if (!op) {
         ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");

@@ -113,8 +113,6 @@ static int tls_setup(struct daemon *d, char *err, size_t errlen)
     };
     if (tlsca_open(&d->tls, &o, err, errlen))
         return -1;
-    if (d->tls)
-        log_info("adaptor", "TLS to pod VMs: %s mode", tlsca_mode_name(tlsca_mode_get(d->tls)));
     if (d->cfg.tls_skip_verify && !d->cfg.disable_tls)
         log_warn("adaptor", "TLS_SKIP_VERIFY: pod VM certificates are not verified (mutual TLS is kept)");
     return 0;
@@ -185,7 +183,21 @@ static int daemon_run(struct daemon *d)
     loop.data = d;
     if (*d->cfg.pause_image)
         log_warn("adaptor", "PAUSE_IMAGE is accepted for compatibility and ignored");
+    if (*d->cfg.initdata) {
+        /* Checked before anything starts: a bad INITDATA would fail every pod later. */
+        if (initdata_decode(&d->initdata, INITDATA_FROM_GLOBAL, d->cfg.initdata, strlen(d->cfg.initdata), err,
+                            sizeof(err))) {
+            fprintf(stderr, "cloud-api-adaptor: %s\n", err);
+            uv_loop_close(&loop);
+            return 1;
+        }
+        log_info("adaptor", "INITDATA: %zu bytes of %s, %s digest %s; used for pods without a cc_init_data "
+                            "annotation", d->initdata.toml_len, initdata_form_name(d->initdata.form),
+                 d->initdata.algorithm, d->initdata.digest);
+    }
     if (tls_setup(d, err, sizeof(err))) {
+        initdata_clear(&d->initdata);
+        tlsca_profile_free(&d->tls_profile);
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
         uv_loop_close(&loop);
         return 1;
@@ -193,6 +205,9 @@ static int daemon_run(struct daemon *d)
     if (d->pops->init(&loop, &d->cfg, d->popts, &d->prov, &perr)) {
         fprintf(stderr, "cloud-api-adaptor: %s: %s\n", d->pops->name, perr.msg);
         uv_loop_close(&loop);
+        tlsca_free(d->tls);
+        tlsca_profile_free(&d->tls_profile);
+        initdata_clear(&d->initdata);
         return 1;
     }
     int status = 1;
@@ -249,6 +264,7 @@ out_provider:
         log_warn("adaptor", "event loop closed with handles still open");
     tlsca_free(d->tls);
     tlsca_profile_free(&d->tls_profile);
+    initdata_clear(&d->initdata);
     return status;
 }
 

@@ -78,6 +78,9 @@ struct provider_ops {
     void (*list)(struct provider *p, provider_list_cb cb, void *arg);
     /* Frees the provider; pending operations are dropped without callbacks. */
     void (*shutdown)(struct provider *p);
+    /* Optional: the most bytes of base64 user-data the cloud accepts (Azure: 65536); NULL
+     * or 0 = no limit. Checked at CreateVM so the pod fails early with a clear reason. */
+    size_t (*userdata_limit)(const struct provider *p);
 };
 
 /* The providers compiled into this binary, NULL-terminated. */

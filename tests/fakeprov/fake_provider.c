@@ -15,6 +15,7 @@ struct fake_options {
     bool create_fail;
     int64_t delete_fail_count;
     int64_t delete_delay_ns;
+    int64_t userdata_limit;
 };
 
 struct provider_op {
@@ -55,6 +56,7 @@ static void *fake_options_new(struct config_registry *reg)
     rc |= config_registry_add(reg, "fake-create-fail", NULL, CONFIG_BOOL, "false", "creates fail after the delay", &o->create_fail);
     rc |= config_registry_add(reg, "fake-delete-fail-count", NULL, CONFIG_INT, "0", "the first N deletes fail", &o->delete_fail_count);
     rc |= config_registry_add(reg, "fake-delete-delay", NULL, CONFIG_DURATION, "0s", "time a delete takes", &o->delete_delay_ns);
+    rc |= config_registry_add(reg, "fake-userdata-limit", NULL, CONFIG_INT, "0", "most bytes of base64 user-data accepted (0: any)", &o->userdata_limit);
     if (rc) {
         free(o);
         return NULL;
@@ -87,12 +89,31 @@ static int fake_init(uv_loop_t *loop, const struct config *cfg, void *opts, stru
     return 0;
 }
 
-static int inst_path(const struct provider *p, const char *name, char *out, size_t len)
+/* The user-data an instance was created with is kept beside it as <name>.userdata. */
+#define USERDATA_SUFFIX ".userdata"
+
+static int inst_path(const struct provider *p, const char *name, const char *suffix, char *out, size_t len)
 {
     if (!*name || strchr(name, '/') || name[0] == '.')
         return -1;
-    int n = snprintf(out, len, "%s/%s", p->o->dir, name);
+    int n = snprintf(out, len, "%s/%s%s", p->o->dir, name, suffix);
     return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static void file_put(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w <= 0)
+            break;
+        p += w;
+        len -= (size_t)w;
+    }
+    close(fd);
 }
 
 static void op_closed(uv_handle_t *h)
@@ -143,14 +164,13 @@ static struct provider_op *fake_create(struct provider *p, const struct provider
     snprintf(op->inst.sandbox_id, sizeof(op->inst.sandbox_id), "%s", req->sandbox_id);
     snprintf(op->inst.ips[0], sizeof(op->inst.ips[0]), "192.0.2.%u", 1 + p->seq++ % 250);
     op->inst.n_ips = 1;
-    char path[4096];
-    if (!inst_path(p, req->instance_name, path, sizeof(path))) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dprintf(fd, "{\"id\":\"%s\",\"name\":\"%s\",\"sandbox\":\"%s\"}\n", op->inst.id, op->inst.name,
-                    req->sandbox_id);
-            close(fd);
-        }
+    char path[4096], rec[1024];
+    if (!inst_path(p, req->instance_name, USERDATA_SUFFIX, path, sizeof(path)))
+        file_put(path, req->userdata, req->userdata_len);
+    if (!inst_path(p, req->instance_name, "", path, sizeof(path))) {
+        int n = snprintf(rec, sizeof(rec), "{\"id\":\"%s\",\"name\":\"%s\",\"sandbox\":\"%s\"}\n", op->inst.id,
+                         op->inst.name, req->sandbox_id);
+        file_put(path, rec, n > 0 && (size_t)n < sizeof(rec) ? (size_t)n : 0);
     }
     uv_timer_init(p->loop, &op->timer);
     op->next = p->ops;
@@ -201,7 +221,9 @@ static void fake_destroy(struct provider *p, const char *name, const char *id, p
         fd->fail = true;
     } else {
         char path[4096];
-        if (!inst_path(p, name, path, sizeof(path)) && unlink(path) && errno != ENOENT)
+        if (!inst_path(p, name, USERDATA_SUFFIX, path, sizeof(path)) && unlink(path) && errno != ENOENT)
+            fd->fail = true;
+        if (!inst_path(p, name, "", path, sizeof(path)) && unlink(path) && errno != ENOENT)
             fd->fail = true;
     }
     uv_timer_init(p->loop, &fd->timer);
@@ -219,7 +241,9 @@ static void fake_list(struct provider *p, provider_list_cb cb, void *arg)
     DIR *d = opendir(p->o->dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || strlen(e->d_name) >= PROVIDER_NAME_MAX)
+        size_t nl = strlen(e->d_name), sl = strlen(USERDATA_SUFFIX);
+        if (e->d_name[0] == '.' || nl >= PROVIDER_NAME_MAX ||
+            (nl > sl && strcmp(e->d_name + nl - sl, USERDATA_SUFFIX) == 0))
             continue;
         struct provider_instance *nv = realloc(v, (n + 1) * sizeof(*v));
         if (!nv)
@@ -234,6 +258,11 @@ static void fake_list(struct provider *p, provider_list_cb cb, void *arg)
         closedir(d);
     cb(arg, NULL, v, n);
     free(v);
+}
+
+static size_t fake_userdata_limit(const struct provider *p)
+{
+    return p->o->userdata_limit > 0 ? (size_t)p->o->userdata_limit : 0;
 }
 
 static void fake_shutdown(struct provider *p)
@@ -255,4 +284,5 @@ const struct provider_ops fake_provider_ops = {
     .destroy = fake_destroy,
     .list = fake_list,
     .shutdown = fake_shutdown,
+    .userdata_limit = fake_userdata_limit,
 };

@@ -12,17 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
+
 #include "ttrpc.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                       \
-    do {                                                                                                  \
-        if (!(cond)) {                                                                                    \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);                 \
-            abort();                                                                                      \
-        }                                                                                                 \
-    } while (0)
 
 static int bytes_same(struct ttrpc_bytes a, struct ttrpc_bytes b)
 {

@@ -62,7 +62,7 @@ func run() (rc int) {
 		os.Exit(130)
 	}()
 
-	all := scenarios()
+	all := append(scenarios(), userdataScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)

@@ -1112,8 +1112,8 @@ func scStartIdempotent(t *T) {
 	d.MustCreate(id, pod, "default")
 	mustOK(t, "first StartVM", d.StartVM(id, optsStart))
 	before := listTree(d.Dirs.FakeDir)
-	if len(before) != 1 || before[0] != name {
-		t.Fatalf("fake-dir after the first StartVM: %q, want [%q]", before, name)
+	if len(before) != 2 || before[0] != name || before[1] != name+".userdata" {
+		t.Fatalf("fake-dir after the first StartVM: %q, want [%q %q]", before, name, name+".userdata")
 	}
 	began := time.Now()
 	err := d.StartVM(id, optsStart)
