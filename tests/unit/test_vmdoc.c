@@ -143,6 +143,39 @@ static void test_tls_material(void **state)
     f->cfg.tls_min_version = "";
 }
 
+static void test_auth_json(void **state)
+{
+    struct fixture *f = *state;
+    struct initdata none = {0};
+    struct vmdoc_result r;
+    char err[512];
+    struct userdata_registry_auth regs[] = {{"quay.io", "dXNlcjpwYXNz"}};
+    size_t alen;
+    char *auth = userdata_auth_json_render(regs, 1, &alen);
+    assert_non_null(auth);
+    struct vmdoc_input in = input(f, &none);
+    in.auth_json = auth;
+    in.auth_json_len = alen;
+    assert_int_equal(vmdoc_build(&in, &r, err, sizeof(err)), 0);
+    assert_false(r.auth_dropped);
+    assert_non_null(strstr((const char *)r.doc, "  - path: /run/peerpod/auth.json\n    content: |\n      "
+                                                "{\"auths\":{\"quay.io\":{\"auth\":\"dXNlcjpwYXNz\"}}}\n"));
+    vmdoc_result_clear(&r);
+    userdata_text_free(auth);
+    /* Over 12288 bytes: left out, and said so for the log. */
+    char *big = malloc(USERDATA_AUTH_JSON_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'a', USERDATA_AUTH_JSON_MAX + 1);
+    big[USERDATA_AUTH_JSON_MAX + 1] = '\0';
+    in.auth_json = big;
+    in.auth_json_len = USERDATA_AUTH_JSON_MAX + 1;
+    assert_int_equal(vmdoc_build(&in, &r, err, sizeof(err)), 0);
+    assert_true(r.auth_dropped);
+    assert_null(strstr((const char *)r.doc, "auth.json"));
+    vmdoc_result_clear(&r);
+    free(big);
+}
+
 static void test_base64_len(void **state)
 {
     (void)state;
@@ -159,6 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_initdata_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_material, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_json, setup, teardown),
         cmocka_unit_test(test_base64_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
