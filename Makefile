@@ -1,7 +1,7 @@
 # cloud-api-adaptor in C. `make` builds build/cloud-api-adaptor; `make check` runs every test.
 CC       ?= cc
 CLANG    ?= clang
-PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib
+PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib libvirt libisofs-1 libxml-2.0
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -18,7 +18,7 @@ GEN_H    := $(GEN_C:.c=.h)
 # Everything but the entry point and the provider table: shared by the daemon, its test
 # build and the unit tests.
 CORE_SRC := $(filter-out adaptor/main.c,$(wildcard adaptor/*.c)) \
-            $(filter-out providers/builtin.c,$(wildcard providers/*.c)) $(GEN_C)
+            $(filter-out providers/builtin.c,$(wildcard providers/*.c)) $(wildcard providers/libvirt/*.c) $(GEN_C)
 FAKE_SRC := $(wildcard tests/fakeprov/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -40,7 +40,7 @@ all: build/cloud-api-adaptor build/test/cloud-api-adaptor
 DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev \
             libcmocka-dev clang libclang-rt-14-dev golang-go golang-github-containerd-ttrpc-dev \
             golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps \
-            libssl-dev zlib1g-dev openssl python3-yaml
+            libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS); \
@@ -83,6 +83,11 @@ build/test/tlsca-tool: tests/tls/tlsca-tool.c build/obj/adaptor/tlsca.o build/ob
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
+# Writes the cidata ISO for tests/libvirt/run.sh.
+build/test/cidata-tool: tests/libvirt/cidata-tool.c build/san/providers/libvirt/cidata.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+
 # Prints what adaptor/toml reads, for the differential test against Python's tomllib.
 build/test/toml-dump: tests/toml/toml-dump.c build/san/adaptor/toml.o
 	@mkdir -p $(dir $@)
@@ -110,23 +115,21 @@ fuzz: $(FUZZ_BIN)
 fuzz-check: $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool build/test/toml-dump $(UNIT_BIN) $(FUZZ_BIN)
+check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool build/test/toml-dump build/test/cidata-tool $(UNIT_BIN) $(FUZZ_BIN)
 	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)"
 
 bench: all
 	@if ls tests/bench/*.sh >/dev/null 2>&1; then for b in tests/bench/*.sh; do bash $$b || exit 1; done; \
 	else echo "no benchmarks yet"; fi
 
-# Runs the daemon in the foreground: with the first cloud provider compiled in, or, while
-# none is, with the test build's fake cloud under build/run (no root, no cloud needed).
+# Runs the daemon in the foreground with the libvirt provider on libvirt's test driver and
+# the node of config/libvirt-test-node.xml: no hypervisor, no cloud, no root needed. Its
+# socket is build/run/hypervisor.sock; ISOs go to build/run/libvirt.
 run: all
-	@p=$$(build/cloud-api-adaptor help | sed -n 's/^Providers: //p' | awk '{print $$1}'); \
-	if [ -n "$$p" ] && [ "$$p" != "(none" ]; then exec build/cloud-api-adaptor $$p; fi; \
-	echo "make run: no cloud provider is compiled in yet; running the fake cloud of the test build."; \
-	echo "          socket build/run/hypervisor.sock, instances appear as files in build/run/cloud"; \
-	mkdir -p build/run; \
-	exec build/test/cloud-api-adaptor fake -socket $(CURDIR)/build/run/hypervisor.sock \
-		-pods-dir $(CURDIR)/build/run/pods -fake-dir $(CURDIR)/build/run/cloud -fake-create-delay 2s
+	@mkdir -p build/run
+	exec build/cloud-api-adaptor libvirt -uri test://$(CURDIR)/config/libvirt-test-node.xml \
+		-socket $(CURDIR)/build/run/hypervisor.sock -pods-dir $(CURDIR)/build/run/pods \
+		-data-dir $(CURDIR)/build/run/libvirt
 
 clean:
 	rm -rf build

@@ -311,6 +311,13 @@ static void start_saved_starting(void *arg, int err)
     };
     static const struct provider_create_cbs cbs = {start_on_address, start_created};
     op->pop = d->pops->create(d->prov, &req, &cbs, op);
+    if (!op->pop) {
+        /* The provider could not even start: nothing of this VM exists. */
+        struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED};
+        snprintf(e.msg, sizeof(e.msg), "%s provider: cannot start creating the instance (out of resources)",
+                 d->pops->name);
+        start_created(op, &e, NULL);
+    }
 }
 
 static void start_run(struct sandbox_op *op)

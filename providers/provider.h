@@ -68,6 +68,7 @@ struct provider_ops {
     /* Validates options and prepares the provider (may do blocking start-up work). */
     int (*init)(uv_loop_t *loop, const struct config *cfg, void *opts, struct provider **out,
                 struct provider_error *err);
+    /* NULL when the create could not be started at all (no callback follows then). */
     struct provider_op *(*create)(struct provider *p, const struct provider_create_req *req,
                                   const struct provider_create_cbs *cbs, void *arg);
     /* Asks an in-flight create to stop; on_done still follows (with an error or success). */

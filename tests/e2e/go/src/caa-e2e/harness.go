@@ -115,6 +115,9 @@ type Dirs struct {
 	Sock    string
 	PodsDir string
 	FakeDir string
+	// Libvirt runs the libvirt provider on the test-driver node of config/ instead of the
+	// fake cloud; FakeDir is then its -data-dir (where the cidata ISOs land).
+	Libvirt bool
 }
 
 func (t *T) defaultDirs() Dirs {
@@ -189,6 +192,18 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 		"-pods-dir", dirs.PodsDir,
 		"-fake-dir", dirs.FakeDir,
 	}, extra...)
+	if dirs.Libvirt {
+		node, err := filepath.Abs("config/libvirt-test-node.xml")
+		if err != nil {
+			return nil, err
+		}
+		d.Args = append([]string{"libvirt",
+			"-socket", dirs.Sock,
+			"-pods-dir", dirs.PodsDir,
+			"-uri", "test://" + node,
+			"-data-dir", dirs.FakeDir,
+		}, extra...)
+	}
 
 	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: d.notifyPath, Net: "unixgram"})
 	if err != nil {
@@ -250,7 +265,7 @@ func daemonEnv(notify string) []string {
 		if i := strings.IndexByte(kv, '='); i >= 0 {
 			k = kv[:i]
 		}
-		if drop[k] {
+		if drop[k] || strings.HasPrefix(k, "LIBVIRT_") || k == "DISABLECVM" {
 			continue
 		}
 		env = append(env, kv)

@@ -62,7 +62,7 @@ func run() (rc int) {
 		os.Exit(130)
 	}()
 
-	all := append(scenarios(), userdataScenarios()...)
+	all := append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)

@@ -1,0 +1,155 @@
+package main
+
+// Scenarios of the libvirt provider through the real daemon, on libvirt's test driver with
+// the shipped node (config/libvirt-test-node.xml). The driver keeps its node inside the
+// daemon's process, so what the cloud holds is checked through what the daemon reports
+// (GetInfo, logs) and through the cidata ISO, which this driver cannot upload and the
+// provider therefore writes under -data-dir: read back with xorriso and blkid.
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+func libvirtScenarios() []scenario {
+	return []scenario{
+		{"libvirt_lifecycle", scLibvirtLifecycle},
+		{"libvirt_missing_image", scLibvirtMissingImage},
+		{"libvirt_bad_settings", scLibvirtBadSettings},
+	}
+}
+
+func (t *T) startLibvirt(extra ...string) *Daemon {
+	dirs := t.defaultDirs()
+	dirs.Libvirt = true
+	return t.StartDaemonDirs(dirs, extra...)
+}
+
+func isoFiles(t *T, iso string) map[string]string {
+	out := filepath.Join(t.dir, "iso-"+filepath.Base(iso))
+	os.RemoveAll(out)
+	cmd := exec.Command("xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("xorriso -extract %s: %v\n%s", iso, err, b)
+		return nil
+	}
+	files := map[string]string{}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(out, e.Name()))
+		files[e.Name()] = string(b)
+	}
+	return files
+}
+
+func scLibvirtLifecycle(t *T) {
+	d := t.startLibvirt()
+	id := newSandboxID()
+	pod, ns := "nginx-lv", "e2e"
+	name := instanceName(pod, id)
+	d.MustCreate(id, pod, ns)
+	began := time.Now()
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("StartVM on the test driver took %v", took)
+	}
+	vmid, err := d.GetInfo(pod, ns, false, optsPlain)
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(vmid) {
+		t.Errorf("GetInfo = %q, %s; want the domain UUID", vmid, describeErr(err))
+	}
+	if !logHas(d, "VM created: name="+name+", uuid="+vmid) {
+		t.Errorf("no 'VM created' line for %s/%s", name, vmid)
+	}
+	m := regexp.MustCompile(`VM ` + name + ` has address (\S+)`).FindStringSubmatch(string(mustReadFile(t, d.LogPath)))
+	if m == nil || net.ParseIP(m[1]) == nil {
+		t.Errorf("no parseable address reported for %s", name)
+	}
+	iso := filepath.Join(d.Dirs.FakeDir, name+"-cloudinit.iso")
+	if out, err := exec.Command("blkid", "-o", "value", "-s", "LABEL", iso).Output(); err != nil ||
+		strings.TrimSpace(string(out)) != "cidata" {
+		t.Errorf("ISO label %q (%v), want cidata", out, err)
+	}
+	files := isoFiles(t, iso)
+	if len(files) != 3 || files["meta-data"] != "local-hostname: "+name || files["vendor-data"] != "" {
+		t.Errorf("ISO files %v", keys(files))
+	}
+	if cc, err := parseCloudConfig([]byte(files["user-data"])); err != nil || len(cc) == 0 ||
+		cc[0].Path != "/run/peerpod/apf.json" || cc[0].Content == nil {
+		t.Errorf("user-data in the ISO: %v", err)
+	} else {
+		var apf apfConfig
+		if err := json.Unmarshal([]byte(*cc[0].Content), &apf); err != nil || apf.PodName != pod ||
+			!strings.Contains(apf.TLSServerCert, "BEGIN CERTIFICATE") {
+			t.Errorf("apf.json in the ISO: %v, pod %q", err, apf.PodName)
+		}
+	}
+	if st, err := os.Stat(iso); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("ISO %s: %v, want mode 0600 (it holds a TLS key)", iso, err)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	if exists(iso) {
+		t.Errorf("%s remains after StopVM", iso)
+	}
+	if !logHas(d, "deleted an instance "+name) {
+		t.Errorf("no deletion logged for %s", name)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var k []string
+	for n := range m {
+		k = append(k, n)
+	}
+	return k
+}
+
+func scLibvirtMissingImage(t *T) {
+	d := t.startLibvirt()
+	id := newSandboxID()
+	ann := kataAnnotations("img", "default")
+	ann[annImage] = "no-such-image.qcow2"
+	mustOK(t, "CreateVM", createWith(d, id, ann))
+	err := d.StartVM(id, optsStart)
+	expectCode(t, "StartVM with a missing image", err, 3,
+		msgContains("Can't retrieve volume no-such-image.qcow2 in pool default"), "")
+	if ents, _ := os.ReadDir(d.Dirs.FakeDir); len(ents) != 0 {
+		t.Errorf("-data-dir not empty after the failed start: %v", ents)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scLibvirtBadSettings(t *T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-pool-name", "nope"}, `can't find storage pool "nope" (LIBVIRT_POOL)`},
+		{[]string{"-network-name", "nope"}, `can't find network "nope" (LIBVIRT_NET)`},
+		{[]string{"-cpuset", "1,"}, "invalid CPUSet format: 1,"},
+		{[]string{"-launch-security", "sev2"}, "[sev2] is not a known launch security setting"},
+		{[]string{"-uri", "test:///no/such/node.xml"}, "connecting to libvirt at test:///no/such/node.xml (LIBVIRT_URI)"},
+	}
+	for i, c := range cases {
+		dirs := t.defaultDirs()
+		dirs.Libvirt = true
+		dirs.Sock = filepath.Join(t.dir, "bad"+string(rune('a'+i))+".sock")
+		d, err := t.spawnDaemon(dirs, c.args...)
+		if err != nil {
+			t.Fatalf("spawn: %v", err)
+		}
+		if err := d.WaitExit(15 * time.Second); err != nil {
+			t.Errorf("%v: daemon kept running", c.args)
+			d.Kill()
+			continue
+		}
+		if d.exitCode != 1 || !logHas(d, c.want) {
+			t.Errorf("%v: exit %d, log %q; want exit 1 and %q", c.args, d.exitCode, tailFile(d.LogPath, 2), c.want)
+		}
+	}
+}
