@@ -16,6 +16,7 @@
 #include "ttrpc_server.h"
 
 struct getinfo_wait;
+struct gc;
 
 struct daemon {
     uv_loop_t *loop;
@@ -30,6 +31,7 @@ struct daemon {
     struct initdata initdata;         /* validated INITDATA; vm_value NULL when unset */
     struct ttrpc_server *server;
     struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
+    struct gc *gc;                /* orphan GC */
     uv_signal_t sig_term, sig_int;
     unsigned signals;
     bool shutting_down;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "gc.h"
 #include "hypervisor.h"
 #include "log.h"
 #include "notify.h"
@@ -140,6 +141,7 @@ static void daemon_stop(struct daemon *d)
     if (notify_send("STOPPING=1"))
         log_warn("adaptor", "NOTIFY_SOCKET: %s", strerror(errno));
     hypervisor_shutdown(d);
+    gc_stop(d);
     if (d->server) {
         ttrpc_server_close(d->server);
         d->server = NULL;
@@ -240,6 +242,8 @@ static int daemon_run(struct daemon *d)
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     hypervisor_recover(d);
+    if (gc_start(d))
+        log_warn("adaptor", "orphan GC could not start: leftover pod VMs of this node will not be collected");
     log_info("adaptor", "server started: provider %s, socket %s, pods dir %s", d->pops->name, d->cfg.socket_path,
              d->cfg.pods_dir);
     if (notify_send("READY=1"))
@@ -248,6 +252,7 @@ static int daemon_run(struct daemon *d)
     status = 0;
     /* Thread-pool work has finished; abandoned calls close their own timers here. */
     hypervisor_free(d);
+    gc_free(d);
     goto out_store;
 out_server:
     if (d->server)

@@ -29,7 +29,8 @@ struct provider_op; /* an in-flight create, owned by the provider */
 struct provider_instance {
     char id[PROVIDER_ID_MAX];     /* cloud id: Azure resource id, libvirt domain UUID, ... */
     char name[PROVIDER_NAME_MAX]; /* VM name (spec 5.1) */
-    char sandbox_id[129];         /* from our ownership marker, for list results */
+    char sandbox_id[129];         /* from our ownership marker, for list results; "" = not ours */
+    int64_t created_unix;         /* from the marker, for list results; 0 = unknown */
     char ips[PROVIDER_IPS_MAX][INET6_ADDRSTRLEN];
     unsigned n_ips;
 };

@@ -883,6 +883,7 @@ static void list_run(struct job *j)
             if (name && virDomainGetUUIDString(doms[i], in->id) == 0) {
                 snprintf(in->name, sizeof(in->name), "%s", name);
                 snprintf(in->sandbox_id, sizeof(in->sandbox_id), "%s", mk.sandbox);
+                in->created_unix = mk.created_unix;
                 ls->n++;
             }
         }

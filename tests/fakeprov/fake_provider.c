@@ -252,6 +252,27 @@ static void fake_list(struct provider *p, provider_list_cb cb, void *arg)
         memset(&v[n], 0, sizeof(v[n]));
         memcpy(v[n].name, e->d_name, strlen(e->d_name) + 1);
         snprintf(v[n].id, sizeof(v[n].id), "fake-%s", v[n].name);
+        /* The instance file is our marker: {"id":...,"name":...,"sandbox":"<id>"}; its mtime the
+         * creation time. */
+        char path[4096], rec[1024] = "";
+        struct stat st;
+        if (!inst_path(p, v[n].name, "", path, sizeof(path))) {
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                ssize_t r = read(fd, rec, sizeof(rec) - 1);
+                rec[r > 0 ? r : 0] = '\0';
+                if (fstat(fd, &st) == 0)
+                    v[n].created_unix = (int64_t)st.st_mtime;
+                close(fd);
+            }
+        }
+        const char *sb = strstr(rec, "\"sandbox\":\"");
+        if (sb) {
+            sb += 11;
+            size_t k = strcspn(sb, "\"");
+            if (k < sizeof(v[n].sandbox_id))
+                memcpy(v[n].sandbox_id, sb, k);
+        }
         n++;
     }
     if (d)

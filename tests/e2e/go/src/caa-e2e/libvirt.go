@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,7 @@ func libvirtScenarios() []scenario {
 		{"libvirt_lifecycle", scLibvirtLifecycle},
 		{"libvirt_missing_image", scLibvirtMissingImage},
 		{"libvirt_bad_settings", scLibvirtBadSettings},
+		{"orphan_gc", scOrphanGC},
 	}
 }
 
@@ -152,4 +154,61 @@ func scLibvirtBadSettings(t *T) {
 			t.Errorf("%v: exit %d, log %q; want exit 1 and %q", c.args, d.exitCode, tailFile(d.LogPath, 2), c.want)
 		}
 	}
+}
+
+// Orphan GC (DECISIONS 16) on the fake cloud: an old instance with this node's marker whose
+// sandbox nobody knows is deleted at start-up; a young one, an unmarked one and one whose
+// sandbox the store knows are kept.
+func scOrphanGC(t *T) {
+	dirs := t.defaultDirs()
+	if err := os.MkdirAll(dirs.FakeDir, 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	old := time.Now().Add(-time.Hour)
+	put := func(name, rec string, mtime time.Time) string {
+		p := filepath.Join(dirs.FakeDir, name)
+		if err := os.WriteFile(p, []byte(rec), 0o600); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatalf("%v", err)
+		}
+		return p
+	}
+	orphanID := newSandboxID()
+	orphan := put("podvm-orphan-"+orphanID[:8], `{"id":"x","name":"n","sandbox":"`+orphanID+`"}`, old)
+	young := put("podvm-young-12345678", `{"id":"x","name":"n","sandbox":"`+newSandboxID()+`"}`, time.Now())
+	unmarked := put("podvm-unmarked-1234", `{"id":"x","name":"n"}`, old)
+
+	d := t.StartDaemonDirs(dirs)
+	if !waitFor(10*time.Second, func() bool { return !exists(orphan) }) {
+		t.Fatalf("orphan %s was not collected; log: %q", orphan, tailFile(d.LogPath, 5))
+	}
+	if !logHas(d, "deleted orphan instance podvm-orphan-"+orphanID[:8]) {
+		t.Errorf("the deletion of the orphan is not logged")
+	}
+	if !exists(young) || !exists(unmarked) {
+		t.Errorf("GC deleted a young (%v) or unmarked (%v) instance", !exists(young), !exists(unmarked))
+	}
+
+	// A running pod of this daemon survives a restart's GC pass even when its VM is old.
+	id := newSandboxID()
+	d.MustCreate(id, "kept", "default")
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	inst := filepath.Join(dirs.FakeDir, instanceName("kept", id))
+	os.Chtimes(inst, old, old)
+	mustOK(t, "SIGTERM", d.Signal(syscall.SIGTERM))
+	if err := d.WaitExit(15 * time.Second); err != nil {
+		t.Fatalf("%v", err)
+	}
+	orphan2ID := newSandboxID()
+	orphan2 := put("podvm-orphan-"+orphan2ID[:8], `{"id":"x","name":"n","sandbox":"`+orphan2ID+`"}`, old)
+	d2 := t.StartDaemonDirs(dirs)
+	if !waitFor(10*time.Second, func() bool { return !exists(orphan2) }) {
+		t.Fatalf("second orphan was not collected")
+	}
+	if !exists(inst) {
+		t.Errorf("GC deleted the VM of a sandbox the store knows")
+	}
+	mustOK(t, "StopVM", d2.StopVM(id))
 }
