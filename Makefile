@@ -31,7 +31,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps check unit e2e fuzz fuzz-check bench run clean
+.PHONY: all deps print-deps check unit e2e fuzz fuzz-check bench run demo clean
 .SECONDARY:
 
 all: build/cloud-api-adaptor build/test/cloud-api-adaptor
@@ -40,7 +40,11 @@ all: build/cloud-api-adaptor build/test/cloud-api-adaptor
 DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev \
             libcmocka-dev clang libclang-rt-14-dev golang-go golang-github-containerd-ttrpc-dev \
             golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps \
-            libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso
+            libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso \
+            libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables
+print-deps:
+	@echo $(DEB_PKGS)
+
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS); \
@@ -130,6 +134,17 @@ run: all
 	exec build/cloud-api-adaptor libvirt -uri test://$(CURDIR)/config/libvirt-test-node.xml \
 		-socket $(CURDIR)/build/run/hypervisor.sock -pods-dir $(CURDIR)/build/run/pods \
 		-data-dir $(CURDIR)/build/run/libvirt
+
+# A simulated worker node: the daemon on the test-driver node, pod and pod VM namespaces, and
+# a kata-shim stand-in running one pod through every step (tests/demo/run.sh). Needs root.
+demo:
+	@tests/demo/run.sh
+
+# The Go end-to-end client (also the shim stand-in of make demo), built offline in GOPATH mode.
+build/test/caa-e2e: $(wildcard tests/e2e/go/src/caa-e2e/*.go)
+	@mkdir -p build/test build/gocache
+	GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH="$(CURDIR)/tests/e2e/go:/usr/share/gocode" \
+		GOCACHE="$(CURDIR)/build/gocache" go build -o $@ caa-e2e
 
 clean:
 	rm -rf build

@@ -35,5 +35,9 @@ tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core.log; tally build/logs/e2e-c
 echo "== end-to-end again, daemon built with ASan+UBSan"
 DAEMON=build/test/san/cloud-api-adaptor tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core-san.log
 tally build/logs/e2e-core-san.log e2e-san "${PIPESTATUS[0]}"
+echo "== libvirt provider against a real libvirtd started in namespaces of its own (daemon built with ASan+UBSan)"
+tests/libvirt/isolated.sh build/test/caa-e2e -daemon build/test/san/cloud-api-adaptor -run '^libvirtd_' 2>&1 |
+    tee build/logs/libvirtd.log
+tally build/logs/libvirtd.log libvirtd "${PIPESTATUS[0]}"
 echo "check: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

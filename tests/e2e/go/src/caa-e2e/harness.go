@@ -118,6 +118,8 @@ type Dirs struct {
 	// Libvirt runs the libvirt provider on the test-driver node of config/ instead of the
 	// fake cloud; FakeDir is then its -data-dir (where the cidata ISOs land).
 	Libvirt bool
+	// LibvirtURI replaces the test-driver node (a real daemon, see tests/libvirt/isolated.sh).
+	LibvirtURI string
 }
 
 func (t *T) defaultDirs() Dirs {
@@ -197,10 +199,14 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 		if err != nil {
 			return nil, err
 		}
+		uri := "test://" + node
+		if dirs.LibvirtURI != "" {
+			uri = dirs.LibvirtURI
+		}
 		d.Args = append([]string{"libvirt",
 			"-socket", dirs.Sock,
 			"-pods-dir", dirs.PodsDir,
-			"-uri", "test://" + node,
+			"-uri", uri,
 			"-data-dir", dirs.FakeDir,
 		}, extra...)
 	}

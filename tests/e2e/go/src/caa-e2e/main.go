@@ -42,7 +42,11 @@ func run() (rc int) {
 	verbose := flag.Bool("v", false, "print harness logs and daemon logs for passing scenarios too")
 	list := flag.Bool("list", false, "list scenario names and exit")
 	flag.StringVar(&netnsPath, "netns", "", "networkNamespacePath to send in CreateVM")
+	demoSock := flag.String("demo", "", "play the kata shim for one pod against the daemon at this socket (make demo)")
 	flag.Parse()
+	if *demoSock != "" {
+		return runDemo(*demoSock, netnsPath)
+	}
 
 	// Whatever happens, no daemon outlives the runner.
 	defer killAllDaemons()
@@ -62,7 +66,7 @@ func run() (rc int) {
 		os.Exit(130)
 	}()
 
-	all := append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...)
+	all := append(append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...), libvirtdScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)
