@@ -28,6 +28,7 @@ struct daemon {
     struct sandbox_store store;
     struct tlsca *tls;                /* NULL with -disable-tls */
     struct tlsca_profile tls_profile; /* TLS_MIN_VERSION / TLS_CIPHER_SUITES */
+    SSL_CTX *client_ctx;              /* dials pod VMs; NULL with -disable-tls */
     struct initdata initdata;         /* validated INITDATA; vm_value NULL when unset */
     struct ttrpc_server *server;
     struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */

@@ -10,6 +10,7 @@
 #include "hypervisor.pb-c.h"
 #include "log.h"
 #include "podvminfo.pb-c.h"
+#include "proxy.h"
 #include "vmdoc.h"
 
 #define DELETE_RETRY_MIN_MS 1000
@@ -24,6 +25,7 @@ struct sandbox_op {
     struct ttrpc_call *call; /* NULL for background work */
     struct provider_op *pop; /* in-flight provider create */
     int cancel_code;         /* set when the caller's context ended or StopVM took over */
+    bool vm_ready, agent_ready; /* StartVM answers when both are true */
     struct provider_error perr;
     bool failed;
     uint64_t t0;
@@ -38,6 +40,7 @@ struct getinfo_wait {
 };
 
 static void op_run(struct sandbox_op *op);
+static void proxy_drop(struct sandbox *sb);
 static void op_done(struct sandbox_op *op);
 static void create_saved(void *arg, int ioerr);
 static void waiters_wake(struct daemon *d);
@@ -118,6 +121,8 @@ static void op_cancel_hook(struct ttrpc_call *call, int code, void *arg)
         op->cancel_code = code;
     if (op->pop)
         op->d->pops->cancel(op->pop);
+    else if (op->kind == OP_START && op->sb->proxy && op->vm_ready)
+        proxy_cancel_ready(op->sb->proxy, "StartVM canceled");
 }
 
 /* Queues op behind the sandbox's current operation, or runs it. StopVM pre-empts StartVM. */
@@ -137,6 +142,8 @@ static void op_submit(struct sandbox_op *op)
             cur->cancel_code = TTRPC_CANCELED;
             if (cur->pop)
                 op->d->pops->cancel(cur->pop);
+            else if (sb->proxy && cur->vm_ready)
+                proxy_cancel_ready(sb->proxy, "StopVM arrived");
         }
         op->next = sb->queue_head; /* the stop runs right after the cancelled start */
         sb->queue_head = op;
@@ -165,6 +172,7 @@ static void sandbox_release(struct daemon *d, struct sandbox *sb)
     }
     sb->queue_tail = NULL;
     sandbox_store_remove(&d->store, sb);
+    proxy_drop(sb);
     if (sb->retry) {
         uv_close((uv_handle_t *)sb->retry, (uv_close_cb)free);
         sb->retry = NULL;
@@ -213,9 +221,80 @@ static int save(struct sandbox_op *op, sandbox_io_cb cb)
     return 0;
 }
 
+/* ---- agent relay ---------------------------------------------------------------------- */
+
+static void proxy_drop(struct sandbox *sb)
+{
+    if (sb->proxy) {
+        proxy_close(sb->proxy);
+        sb->proxy = NULL;
+    }
+}
+
+/* The sandbox's agent socket and the dial to its VM, as soon as the VM has an address. */
+static int proxy_open(struct daemon *d, struct sandbox *sb, uint64_t deadline, proxy_ready_cb cb, void *arg)
+{
+    if (sb->proxy || !sb->inst.n_ips)
+        return 0;
+    char sock[256], err[320];
+    sandbox_path(sock, sizeof(sock), d->cfg.pods_dir, sb->id, SANDBOX_AGENT_SOCKET);
+    struct proxy_params pp = {
+        .loop = d->loop,
+        .socket_path = sock,
+        .sandbox_id = sb->id,
+        .vm_name = sb->inst.name,
+        .ctx = d->client_ctx,
+        .tls = d->tls,
+        .port = (uint16_t)strtoul(d->cfg.forwarder_port, NULL, 10),
+        .proxy_timeout_ns = d->cfg.proxy_timeout_ns,
+        .gpus_annotated = sb->pod.gpus_annotated,
+    };
+    if (!(sb->proxy = proxy_new(&pp, err, sizeof(err)))) {
+        log_error("adaptor", "sandbox %s: agent socket: %s", sb->id, err);
+        return -1;
+    }
+    if (proxy_connect(sb->proxy, sb->inst.ips[0], deadline, cb, arg)) {
+        log_error("adaptor", "sandbox %s: instance address %s is not an IP address", sb->id, sb->inst.ips[0]);
+        proxy_drop(sb);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- StartVM -------------------------------------------------------------------------- */
 
 static void start_rollback(struct sandbox_op *op);
+
+static void start_answer(struct sandbox_op *op)
+{
+    log_info("adaptor", "StartVM: sandbox %s is running on instance %s (%s), agent reachable, after %llu ms",
+             op->sb->id, op->sb->inst.name, op->sb->inst.id, (unsigned long long)(uv_now(op->d->loop) - op->t0));
+    op_reply_ok(op);
+    op_done(op);
+}
+
+static void start_agent_ready(void *arg, int code, const char *msg)
+{
+    struct sandbox_op *op = arg;
+    if (op->d->shutting_down)
+        return;
+    if (code) {
+        if (!op->cancel_code && !op->failed) {
+            uint64_t dl = op->call ? ttrpc_call_deadline(op->call) : 0;
+            op->failed = true;
+            op->perr.code = dl && uv_now(op->d->loop) >= dl ? TTRPC_DEADLINE_EXCEEDED : TTRPC_UNKNOWN;
+            snprintf(op->perr.msg, sizeof(op->perr.msg), "%s", msg);
+        }
+        if (op->vm_ready)
+            start_rollback(op);
+        else if (op->pop) /* the create's completion then rolls back */
+            op->d->pops->cancel(op->pop);
+        return;
+    }
+    op->agent_ready = true;
+    if (op->vm_ready)
+        start_answer(op);
+}
 
 static void start_saved_running(void *arg, int err)
 {
@@ -228,14 +307,23 @@ static void start_saved_running(void *arg, int err)
         snprintf(op->perr.msg, sizeof(op->perr.msg), "persisting sandbox state under %s: %s", op->d->store.dir,
                  strerror(err));
     }
-    if (err || op->cancel_code) {
+    if (err || op->cancel_code || op->failed) {
         start_rollback(op);
         return;
     }
-    log_info("adaptor", "StartVM: sandbox %s is running on instance %s (%s) after %llu ms", op->sb->id,
-             op->sb->inst.name, op->sb->inst.id, (unsigned long long)(uv_now(op->d->loop) - op->t0));
-    op_reply_ok(op);
-    op_done(op);
+    op->vm_ready = true;
+    if (op->agent_ready) {
+        start_answer(op);
+        return;
+    }
+    /* The VM runs; StartVM answers once its forwarder accepts the agent link. */
+    if (!op->sb->proxy && proxy_open(op->d, op->sb, op->call ? ttrpc_call_deadline(op->call) : 0, start_agent_ready,
+                                     op)) {
+        op->failed = true;
+        op->perr.code = TTRPC_INTERNAL;
+        snprintf(op->perr.msg, sizeof(op->perr.msg), "cannot open the agent socket under %s", op->d->cfg.pods_dir);
+        start_rollback(op);
+    }
 }
 
 static void start_on_address(void *arg, const struct provider_instance *inst)
@@ -247,6 +335,9 @@ static void start_on_address(void *arg, const struct provider_instance *inst)
         memcpy(sb->inst.ips[sb->inst.n_ips++], inst->ips[i], sizeof(sb->inst.ips[0]));
     log_debug("adaptor", "sandbox %s: instance %s has address %s", sb->id, sb->inst.name,
               sb->inst.n_ips ? sb->inst.ips[0] : "");
+    /* Dial at once: the cloud may still be finishing its create (spec 3.2, issue: early dial). */
+    if (!op->cancel_code)
+        proxy_open(op->d, sb, op->call ? ttrpc_call_deadline(op->call) : 0, start_agent_ready, op);
 }
 
 static void start_created(void *arg, const struct provider_error *err, const struct provider_instance *inst)
@@ -391,6 +482,7 @@ static void start_rollback_deleted(void *arg, const struct provider_error *err)
 static void start_rollback(struct sandbox_op *op)
 {
     struct sandbox *sb = op->sb;
+    proxy_drop(sb);
     if (op->failed)
         log_error("adaptor", "StartVM: sandbox %s: creating instance %s failed: %s", sb->id, sb->inst.name,
                   op->perr.msg);
@@ -503,6 +595,7 @@ static void stop_saved(void *arg, int err)
 static void stop_run(struct sandbox_op *op)
 {
     struct sandbox *sb = op->sb;
+    proxy_drop(sb); /* socket file removed, calls in flight fail with code 14 */
     if (sb->phase == SANDBOX_STOPPING && op->call && sb->retry && uv_is_active((uv_handle_t *)sb->retry)) {
         op_reply_ok(op); /* already durably queued and being retried */
         op_done(op);
@@ -565,10 +658,23 @@ static void op_run(struct sandbox_op *op)
     }
 }
 
+static void recovered_agent(void *arg, int code, const char *msg)
+{
+    struct sandbox *sb = arg;
+    if (code)
+        log_warn("adaptor", "sandbox %s: the agent link of running instance %s is not back yet: %s; calls wait for it",
+                 sb->id, sb->inst.name, msg);
+}
+
 static void recover_one(struct sandbox *sb, void *arg)
 {
     struct daemon *d = arg;
     enum op_kind kind;
+    if (sb->phase == SANDBOX_RUNNING) {
+        /* DECISIONS 10: the pod keeps running; its agent socket comes back with the daemon. */
+        proxy_open(d, sb, 0, recovered_agent, sb);
+        return;
+    }
     if (sb->phase == SANDBOX_STOPPING)
         kind = OP_STOP;
     else if (sb->phase == SANDBOX_FAILED && sb->inst.name[0])
@@ -949,6 +1055,7 @@ const size_t hypervisor_methods_count = sizeof(hypervisor_methods) / sizeof(hype
 static void shutdown_one(struct sandbox *sb, void *arg)
 {
     (void)arg;
+    proxy_drop(sb);
     if (sb->retry) {
         uv_close((uv_handle_t *)sb->retry, (uv_close_cb)free);
         sb->retry = NULL;

@@ -114,6 +114,9 @@ static int tls_setup(struct daemon *d, char *err, size_t errlen)
     };
     if (tlsca_open(&d->tls, &o, err, errlen))
         return -1;
+    if (d->tls && tlsca_mode_get(d->tls) != TLSCA_DISABLED &&
+        !(d->client_ctx = tlsca_client_ctx_new(d->tls, &d->tls_profile, d->cfg.tls_skip_verify, err, errlen)))
+        return -1;
     if (d->cfg.tls_skip_verify && !d->cfg.disable_tls)
         log_warn("adaptor", "TLS_SKIP_VERIFY: pod VM certificates are not verified (mutual TLS is kept)");
     return 0;
@@ -200,6 +203,8 @@ static int daemon_run(struct daemon *d)
     if (tls_setup(d, err, sizeof(err))) {
         initdata_clear(&d->initdata);
         tlsca_profile_free(&d->tls_profile);
+        tlsca_free(d->tls);
+        d->tls = NULL;
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
         uv_loop_close(&loop);
         return 1;
@@ -207,6 +212,7 @@ static int daemon_run(struct daemon *d)
     if (d->pops->init(&loop, &d->cfg, d->popts, &d->prov, &perr)) {
         fprintf(stderr, "cloud-api-adaptor: %s: %s\n", d->pops->name, perr.msg);
         uv_loop_close(&loop);
+        SSL_CTX_free(d->client_ctx);
         tlsca_free(d->tls);
         tlsca_profile_free(&d->tls_profile);
         initdata_clear(&d->initdata);
@@ -267,6 +273,7 @@ out_provider:
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop))
         log_warn("adaptor", "event loop closed with handles still open");
+    SSL_CTX_free(d->client_ctx);
     tlsca_free(d->tls);
     tlsca_profile_free(&d->tls_profile);
     initdata_clear(&d->initdata);

@@ -57,6 +57,7 @@ struct sandbox {
     struct sandbox_op *op; /* current operation, NULL when idle */
     struct sandbox_op *queue_head, *queue_tail;
     uv_timer_t *retry; /* delete retry timer, owned */
+    struct proxy *proxy; /* agent relay while the VM runs, owned */
     struct sandbox *hnext;
 };
 

@@ -16,6 +16,7 @@ struct fake_options {
     int64_t delete_fail_count;
     int64_t delete_delay_ns;
     int64_t userdata_limit;
+    const char *ip;
 };
 
 struct provider_op {
@@ -56,6 +57,8 @@ static void *fake_options_new(struct config_registry *reg)
     rc |= config_registry_add(reg, "fake-create-fail", NULL, CONFIG_BOOL, "false", "creates fail after the delay", &o->create_fail);
     rc |= config_registry_add(reg, "fake-delete-fail-count", NULL, CONFIG_INT, "0", "the first N deletes fail", &o->delete_fail_count);
     rc |= config_registry_add(reg, "fake-delete-delay", NULL, CONFIG_DURATION, "0s", "time a delete takes", &o->delete_delay_ns);
+    rc |= config_registry_add(reg, "fake-ip", NULL, CONFIG_STRING, "127.0.0.1",
+                              "address every instance gets (the test's stand-in forwarder listens there)", &o->ip);
     rc |= config_registry_add(reg, "fake-userdata-limit", NULL, CONFIG_INT, "0", "most bytes of base64 user-data accepted (0: any)", &o->userdata_limit);
     if (rc) {
         free(o);
@@ -162,7 +165,7 @@ static struct provider_op *fake_create(struct provider *p, const struct provider
     snprintf(op->inst.name, sizeof(op->inst.name), "%s", req->instance_name);
     snprintf(op->inst.id, sizeof(op->inst.id), "fake-%s", req->instance_name);
     snprintf(op->inst.sandbox_id, sizeof(op->inst.sandbox_id), "%s", req->sandbox_id);
-    snprintf(op->inst.ips[0], sizeof(op->inst.ips[0]), "192.0.2.%u", 1 + p->seq++ % 250);
+    snprintf(op->inst.ips[0], sizeof(op->inst.ips[0]), "%s", p->o->ip);
     op->inst.n_ips = 1;
     char path[4096], rec[1024];
     if (!inst_path(p, req->instance_name, USERDATA_SUFFIX, path, sizeof(path)))

@@ -8,7 +8,7 @@
 # Usage (as root): tests/libvirt/isolated.sh CMD [ARGS...]
 # CMD sees CAA_E2E_LIBVIRT_URI (qemu:///system of that daemon), CAA_E2E_LIBVIRT_CTL (a
 # script: "restart" restarts libvirtd; "lease MAC IP" publishes a DHCP lease, as dnsmasq
-# would when a guest asks) and CAA_E2E_LIBVIRT_POOL (the pool's directory).
+# would when a guest asks, and makes IP local for the stand-in forwarder) and CAA_E2E_LIBVIRT_POOL (the pool's directory).
 # Where no such daemon can run, prints why and "libvirtd: 0 passed, 0 failed, 1 skipped".
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -66,7 +66,10 @@ cat >"$work/ctl.sh" <<'EOS'
 . "$(dirname "$0")/lib.sh"
 case "$1" in
 restart) stop_libvirtd && start_libvirtd ;;
-lease) # dnsmasq's status file, which libvirt reads for VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
+lease) # dnsmasq's status file, which libvirt reads for VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE;
+    # the guest boots nothing, so the address is made local here, where the test's stand-in
+    # forwarder listens for the daemon's agent relay
+    ip addr add "$3/32" dev lo 2>/dev/null
     printf '[{"ip-address":"%s","mac-address":"%s","hostname":"podvm","expiry-time":%d}]\n' "$3" "$2" \
         $(($(date +%s) + 3600)) >/var/lib/libvirt/dnsmasq/virbr0.status.tmp &&
         mv /var/lib/libvirt/dnsmasq/virbr0.status.tmp /var/lib/libvirt/dnsmasq/virbr0.status ;;

@@ -73,6 +73,7 @@ type T struct {
 	daemons  []*Daemon
 	closed   bool
 	nextID   int
+	fw       *Forwarder // the stand-in pod VM, started with the scenario's first daemon
 }
 
 // Errorf records a failure and lets the scenario continue.
@@ -194,6 +195,20 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 		"-pods-dir", dirs.PodsDir,
 		"-fake-dir", dirs.FakeDir,
 	}, extra...)
+	// Every VM of the scenario is served by one stand-in forwarder (fake VMs all get
+	// 127.0.0.1; test-driver VMs get 192.168.122.x, local in the runner's namespace).
+	disableTLS := dirs.Libvirt
+	for _, a := range extra {
+		disableTLS = disableTLS || a == "-disable-tls"
+	}
+	if t.fw == nil {
+		fw, err := StartForwarder(dirs.FakeDir, !disableTLS)
+		if err != nil {
+			return nil, fmt.Errorf("stand-in forwarder: %v", err)
+		}
+		t.fw = fw
+	}
+	d.Args = append(d.Args, "-forwarder-port", fmt.Sprint(t.fw.Port))
 	if dirs.Libvirt {
 		node, err := filepath.Abs("config/libvirt-test-node.xml")
 		if err != nil {
@@ -208,6 +223,8 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 			"-pods-dir", dirs.PodsDir,
 			"-uri", uri,
 			"-data-dir", dirs.FakeDir,
+			"-forwarder-port", fmt.Sprint(t.fw.Port),
+			"-disable-tls",
 		}, extra...)
 	}
 

@@ -43,9 +43,13 @@ func run() (rc int) {
 	list := flag.Bool("list", false, "list scenario names and exit")
 	flag.StringVar(&netnsPath, "netns", "", "networkNamespacePath to send in CreateVM")
 	demoSock := flag.String("demo", "", "play the kata shim for one pod against the daemon at this socket (make demo)")
+	serveFw := flag.String("forwarder", "", "serve the stand-in pod VM (plain TCP forwarder + agent) on this port until killed")
 	flag.Parse()
 	if *demoSock != "" {
 		return runDemo(*demoSock, netnsPath)
+	}
+	if *serveFw != "" {
+		return serveForwarder(*serveFw)
 	}
 
 	// Whatever happens, no daemon outlives the runner.
@@ -154,6 +158,9 @@ func runOne(s scenario, bin string, timeout time.Duration, keep, verbose bool) b
 		}
 	}
 	t.killDaemons()
+	if t.fw != nil {
+		t.fw.Close()
+	}
 	dur := time.Since(began).Round(time.Millisecond)
 
 	t.mu.Lock()
