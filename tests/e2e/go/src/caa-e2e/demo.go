@@ -22,6 +22,7 @@ func serveForwarder(port string) int {
 		fmt.Printf("stand-in forwarder: %v\n", err)
 		return 1
 	}
+	f.noRecord = true
 	fmt.Printf("stand-in forwarder listening on %s\n", f.ln.Addr())
 	select {}
 }

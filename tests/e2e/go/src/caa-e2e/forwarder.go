@@ -16,11 +16,16 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,6 +64,28 @@ type Forwarder struct {
 	release chan struct{}
 	conns   []net.Conn
 	accepts int
+	// Misconfigurations for the refusal tests.
+	foreignCert     bool // present a certificate the daemon's CA did not sign
+	foreignClientCA bool // trust a CA that did not sign the daemon's client certificate
+	noRecord        bool // benchmarks: keep nothing
+}
+
+// selfSigned is a fresh certificate and key, unrelated to the daemon's CA.
+func selfSigned(name string) (tls.Certificate, *x509.Certificate) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: name},
+		DNSNames: []string{name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, cert
+}
+
+func (f *Forwarder) Misconfigure(foreignCert, foreignClientCA bool) {
+	f.mu.Lock()
+	f.foreignCert, f.foreignClientCA = foreignCert, foreignClientCA
+	f.mu.Unlock()
 }
 
 var agentMethodNames = []string{
@@ -91,6 +118,17 @@ func (f *Forwarder) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(apf.TLSClientCA))
+	f.mu.Lock()
+	foreignCert, foreignCA := f.foreignCert, f.foreignClientCA
+	f.mu.Unlock()
+	if foreignCert {
+		pair, _ = selfSigned(hello.ServerName)
+	}
+	if foreignCA {
+		_, other := selfSigned("another-ca")
+		pool = x509.NewCertPool()
+		pool.AddCert(other)
+	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -100,6 +138,9 @@ func (f *Forwarder) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error
 }
 
 func (f *Forwarder) record(ctx context.Context, service, method string, payload []byte) {
+	if f.noRecord {
+		return
+	}
 	c := agentCall{Service: service, Method: method, Payload: payload, Metadata: map[string][]string{}}
 	if md, ok := ttrpc.GetMetadata(ctx); ok {
 		for k, v := range md {
@@ -110,7 +151,9 @@ func (f *Forwarder) record(ctx context.Context, service, method string, payload 
 		c.Deadline = dl
 	}
 	f.mu.Lock()
-	f.calls = append(f.calls, c)
+	if !f.noRecord {
+		f.calls = append(f.calls, c)
+	}
 	f.mu.Unlock()
 }
 

@@ -74,6 +74,7 @@ type T struct {
 	closed   bool
 	nextID   int
 	fw       *Forwarder // the stand-in pod VM, started with the scenario's first daemon
+	fwPort   int        // set by a scenario that starts its forwarder itself, later
 }
 
 // Errorf records a failure and lets the scenario continue.
@@ -201,14 +202,18 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 	for _, a := range extra {
 		disableTLS = disableTLS || a == "-disable-tls"
 	}
-	if t.fw == nil {
+	if t.fw == nil && t.fwPort == 0 {
 		fw, err := StartForwarder(dirs.FakeDir, !disableTLS)
 		if err != nil {
 			return nil, fmt.Errorf("stand-in forwarder: %v", err)
 		}
 		t.fw = fw
 	}
-	d.Args = append(d.Args, "-forwarder-port", fmt.Sprint(t.fw.Port))
+	fwPort := t.fwPort
+	if t.fw != nil {
+		fwPort = t.fw.Port
+	}
+	d.Args = append(d.Args, "-forwarder-port", fmt.Sprint(fwPort))
 	if dirs.Libvirt {
 		node, err := filepath.Abs("config/libvirt-test-node.xml")
 		if err != nil {
@@ -223,7 +228,7 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 			"-pods-dir", dirs.PodsDir,
 			"-uri", uri,
 			"-data-dir", dirs.FakeDir,
-			"-forwarder-port", fmt.Sprint(t.fw.Port),
+			"-forwarder-port", fmt.Sprint(fwPort),
 			"-disable-tls",
 		}, extra...)
 	}

@@ -44,7 +44,11 @@ func run() (rc int) {
 	flag.StringVar(&netnsPath, "netns", "", "networkNamespacePath to send in CreateVM")
 	demoSock := flag.String("demo", "", "play the kata shim for one pod against the daemon at this socket (make demo)")
 	serveFw := flag.String("forwarder", "", "serve the stand-in pod VM (plain TCP forwarder + agent) on this port until killed")
+	bench := flag.Int("bench", 0, "run the relay benchmark with this many rounds (tests/bench/relay.sh)")
 	flag.Parse()
+	if *bench > 0 {
+		return runBench(*daemon, *bench, 2000, 20)
+	}
 	if *demoSock != "" {
 		return runDemo(*demoSock, netnsPath)
 	}
@@ -70,7 +74,7 @@ func run() (rc int) {
 		os.Exit(130)
 	}()
 
-	all := append(append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...), libvirtdScenarios()...)
+	all := append(append(append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...), relayScenarios()...), libvirtdScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)

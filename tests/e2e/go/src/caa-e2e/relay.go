@@ -1,0 +1,530 @@
+package main
+
+// Scenarios of the agent relay (issue 6): the Go ttrpc client plays the shim on the agent
+// socket the daemon returned, the stand-in forwarder + agent (forwarder.go) plays the pod VM
+// behind mutual TLS, and what the agent received is compared with what the shim sent.
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/ttrpc"
+)
+
+func relayScenarios() []scenario {
+	return []scenario{
+		{"relay_health_and_sandbox", scRelayHealth},
+		{"relay_create_container", scRelayCreateContainer},
+		{"relay_concurrent_out_of_order", scRelayConcurrent},
+		{"relay_metadata_and_deadline", scRelayMetadata},
+		{"relay_wait_process_30s", scRelayWaitProcess},
+		{"relay_4mib_both_ways", scRelayBig},
+		{"relay_link_loss", scRelayLinkLoss},
+		{"relay_tls_refusals", scRelayTLSRefusals},
+		{"relay_ready_within_100ms", scRelayReadiness},
+		{"relay_unknown_method", scRelayUnknown},
+	}
+}
+
+// ---- protobuf wire helpers (independent of the daemon's encoder) ----
+
+func pbVarint(v uint64) []byte {
+	var b []byte
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func pbBytes(num int, data []byte) []byte {
+	b := pbVarint(uint64(num)<<3 | 2)
+	b = append(b, pbVarint(uint64(len(data)))...)
+	return append(b, data...)
+}
+
+func pbStr(num int, s string) []byte { return pbBytes(num, []byte(s)) }
+
+func pbUint(num int, v uint64) []byte { return append(pbVarint(uint64(num)<<3), pbVarint(v)...) }
+
+type wireField struct {
+	num int
+	raw []byte // the whole field, tag included
+	val []byte // for length-delimited fields
+}
+
+// pbFields splits a message into its top-level fields, in order.
+func pbFields(b []byte) ([]wireField, error) {
+	var out []wireField
+	for len(b) > 0 {
+		start := b
+		tag, n := readUvarint(b)
+		if n == 0 {
+			return nil, fmt.Errorf("bad tag")
+		}
+		b = b[n:]
+		f := wireField{num: int(tag >> 3)}
+		switch tag & 7 {
+		case 0:
+			_, n = readUvarint(b)
+			if n == 0 {
+				return nil, fmt.Errorf("bad varint")
+			}
+			b = b[n:]
+		case 2:
+			l, n := readUvarint(b)
+			if n == 0 || uint64(len(b)-n) < l {
+				return nil, fmt.Errorf("bad length")
+			}
+			f.val = b[n : n+int(l)]
+			b = b[n+int(l):]
+		case 1:
+			b = b[8:]
+		case 5:
+			b = b[4:]
+		default:
+			return nil, fmt.Errorf("wire type %d", tag&7)
+		}
+		f.raw = start[:len(start)-len(b)]
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func readUvarint(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
+}
+
+// annotations of a Spec (field 7 map entries), and the Spec's other fields.
+func specSplit(spec []byte) (map[string]string, [][]byte, error) {
+	fs, err := pbFields(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	ann := map[string]string{}
+	var rest [][]byte
+	for _, f := range fs {
+		if f.num != 7 {
+			rest = append(rest, f.raw)
+			continue
+		}
+		es, err := pbFields(f.val)
+		if err != nil {
+			return nil, nil, err
+		}
+		var k, v string
+		for _, e := range es {
+			if e.num == 1 {
+				k = string(e.val)
+			} else if e.num == 2 {
+				v = string(e.val)
+			}
+		}
+		ann[k] = v
+	}
+	return ann, rest, nil
+}
+
+func mapEntry(k, v string) []byte { return pbBytes(7, append(pbStr(1, k), pbStr(2, v)...)) }
+
+// A CreateContainerRequest with every kind of field kata sends, plus fields nobody knows.
+func fullCreateContainer() []byte {
+	process := append(pbUint(1, 1), pbStr(3, "/bin/sh")...) // Process{Terminal, Args...}
+	mount := append(pbStr(1, "/etc/hosts"), append(pbStr(2, "/run/kata/hosts"), pbStr(3, "bind")...)...)
+	spec := bytes.Join([][]byte{
+		pbStr(1, "1.1.0"),   // Version
+		pbBytes(2, process), // Process
+		pbBytes(3, append(pbStr(1, "rootfs"), pbUint(2, 1)...)), // Root
+		pbStr(4, "nginx"), // Hostname
+		pbBytes(5, mount), // Mounts
+		mapEntry("io.kubernetes.cri.container-type", "container"),
+		mapEntry("io.kubernetes.cri.sandbox-id", "abc"),
+		pbBytes(8, pbStr(1, "linux-raw")), // Linux
+		pbStr(77, "unknown spec field"),
+	}, nil)
+	return bytes.Join([][]byte{
+		pbStr(1, "c0ffee"), // container_id
+		pbStr(2, "exec-1"), // exec_id
+		pbBytes(4, append(pbStr(1, "dev0"), pbStr(2, "blk")...)),     // devices
+		pbBytes(5, append(pbStr(1, "overlay"), pbStr(3, "/src")...)), // storages
+		pbBytes(6, spec), // OCI
+		pbUint(7, 1),     // sandbox_pidns
+		pbStr(99, "a field from a newer kata"),
+		pbUint(100, 12345),
+	}, nil)
+}
+
+func mustCreateStart(t *T, d *Daemon, id, pod string, ann map[string]string) string {
+	resp := &CreateVMResponse{}
+	if err := d.Call(hypervisorService, "CreateVM", &CreateVMRequest{Id: id, Annotations: ann,
+		NetworkNamespacePath: netnsPath}, resp, optsPlain); err != nil {
+		t.Fatalf("CreateVM: %s", describeErr(err))
+	}
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	return resp.AgentSocketPath
+}
+
+func scRelayHealth(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "relay", kataAnnotations("relay", "default"))
+	resp, err := agentCallRaw(sock, "grpc.Health", "Check", nil, 30*time.Second, nil)
+	if err != nil || !bytes.Equal(resp, []byte{0x08, 0x01}) {
+		t.Errorf("Health/Check = %x, %v; want SERVING", resp, err)
+	}
+	req := append(pbStr(1, "relay"), pbStr(4, id)...)
+	if _, err := agentCallRaw(sock, "grpc.AgentService", "CreateSandbox", req, 300*time.Second, nil); err != nil {
+		t.Errorf("CreateSandbox: %s", describeErr(err))
+	}
+	got := t.fw.Calls("CreateSandbox")
+	if len(got) != 1 || !bytes.Equal(got[0].Payload, req) {
+		t.Errorf("the agent saw %d CreateSandbox calls, payload equal: %v", len(got), len(got) == 1 && bytes.Equal(got[0].Payload, req))
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	if exists(sock) {
+		t.Errorf("agent socket %s remains after StopVM", sock)
+	}
+}
+
+func scRelayCreateContainer(t *T) {
+	d := t.StartDaemon()
+	req := fullCreateContainer()
+	check := func(label string, ann map[string]string, wantExtra map[string]string) {
+		id := newSandboxID()
+		sock := mustCreateStart(t, d, id, "ctr", ann)
+		before := len(t.fw.Calls("CreateContainer"))
+		if _, err := agentCallRaw(sock, "grpc.AgentService", "CreateContainer", req, 60*time.Second, nil); err != nil {
+			t.Errorf("%s: CreateContainer: %s", label, describeErr(err))
+			return
+		}
+		calls := t.fw.Calls("CreateContainer")
+		if len(calls) != before+1 {
+			t.Errorf("%s: agent saw %d CreateContainer calls", label, len(calls)-before)
+			return
+		}
+		got := calls[len(calls)-1].Payload
+		if len(wantExtra) == 0 {
+			if !bytes.Equal(got, req) {
+				t.Errorf("%s: the request was changed although nothing was to be added", label)
+			}
+		} else {
+			gf, err1 := pbFields(got)
+			wf, _ := pbFields(req)
+			if err1 != nil || len(gf) != len(wf) {
+				t.Errorf("%s: %d top-level fields, want %d (%v)", label, len(gf), len(wf), err1)
+				return
+			}
+			for i := range wf {
+				if wf[i].num == 6 {
+					continue
+				}
+				if !bytes.Equal(gf[i].raw, wf[i].raw) {
+					t.Errorf("%s: top-level field %d changed", label, wf[i].num)
+				}
+			}
+			var gspec, wspec []byte
+			for i := range wf {
+				if wf[i].num == 6 {
+					wspec, gspec = wf[i].val, gf[i].val
+				}
+			}
+			gann, grest, err := specSplit(gspec)
+			wann, wrest, _ := specSplit(wspec)
+			if err != nil || len(grest) != len(wrest) {
+				t.Errorf("%s: Spec fields other than annotations: %d, want %d (%v)", label, len(grest), len(wrest), err)
+				return
+			}
+			for i := range wrest {
+				if !bytes.Equal(grest[i], wrest[i]) {
+					t.Errorf("%s: Spec field #%d changed", label, i)
+				}
+			}
+			for k, v := range wantExtra {
+				wann[k] = v
+			}
+			if fmt.Sprint(sortedMap(gann)) != fmt.Sprint(sortedMap(wann)) {
+				t.Errorf("%s: annotations %v, want %v", label, gann, wann)
+			}
+		}
+		mustOK(t, "StopVM", d.StopVM(id))
+	}
+	// kata always sends default_gpus (usually "0"): the Go daemon then sets the CDI marker.
+	check("with default_gpus", kataAnnotations("ctr", "default"),
+		map[string]string{"cdi.k8s.io/peer-pods": "nvidia.com/gpu=all"})
+	noGPU := kataAnnotations("ctr", "default")
+	delete(noGPU, annGPUs)
+	check("without default_gpus", noGPU, nil)
+}
+
+func sortedMap(m map[string]string) []string {
+	var s []string
+	for k, v := range m {
+		s = append(s, k+"="+v)
+	}
+	sort.Strings(s)
+	return s
+}
+
+func dialAgent(t *T, sock string) *ttrpc.Client {
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", sock, err)
+	}
+	return ttrpc.NewClient(conn)
+}
+
+func scRelayConcurrent(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "conc", kataAnnotations("conc", "default"))
+	// Two shim connections, 100 calls each at once; StatsContainer echoes after a delay that
+	// depends on the payload, so answers come back out of order.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	for c := 0; c < 2; c++ {
+		client := dialAgent(t, sock)
+		defer client.Close()
+		for i := 0; i < 100; i++ {
+			wg.Add(1)
+			go func(c, i int) {
+				defer wg.Done()
+				payload := pbStr(1, fmt.Sprintf("conn%d-call%03d-%s", c, i, strings.Repeat("x", i%17)))
+				resp, err := agentCallOn(client, "grpc.AgentService", "StatsContainer", payload, 30*time.Second, nil)
+				if err != nil || !bytes.Equal(resp, payload) {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+				}
+			}(c, i)
+		}
+	}
+	wg.Wait()
+	if bad != 0 {
+		t.Errorf("%d of 200 concurrent calls got another call's answer or failed", bad)
+	}
+	if n := len(t.fw.Calls("StatsContainer")); n != 200 {
+		t.Errorf("the agent saw %d calls, want 200", n)
+	}
+	if t.fw.Accepts() != 1 {
+		t.Errorf("the relay opened %d upstream connections, want exactly one", t.fw.Accepts())
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scRelayMetadata(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "md", kataAnnotations("md", "default"))
+	md := ttrpc.MD{}
+	md.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	md.Append("x-multi", "a", "b")
+	began := time.Now()
+	if _, err := agentCallRaw(sock, "grpc.AgentService", "StartContainer", pbStr(1, "c1"), 60*time.Second, md); err != nil {
+		t.Fatalf("StartContainer: %s", describeErr(err))
+	}
+	calls := t.fw.Calls("StartContainer")
+	if len(calls) != 1 {
+		t.Fatalf("agent saw %d calls", len(calls))
+	}
+	c := calls[0]
+	if v := c.Metadata["traceparent"]; len(v) != 1 || v[0] != md["traceparent"][0] {
+		t.Errorf("traceparent metadata %v", v)
+	}
+	if v := c.Metadata["x-multi"]; fmt.Sprint(v) != "[a b]" {
+		t.Errorf("multi-valued metadata %v", v)
+	}
+	if c.Deadline.IsZero() {
+		t.Errorf("the agent saw no deadline")
+	} else if left := c.Deadline.Sub(began); left < 59*time.Second || left > 61*time.Second {
+		t.Errorf("the agent's deadline is %v after the call, want ~60s", left)
+	}
+	// A call without a deadline reaches the agent without one.
+	agentCallRaw(sock, "grpc.AgentService", "GetOOMEvent", nil, 0, nil)
+	if oom := t.fw.Calls("GetOOMEvent"); len(oom) != 1 || !oom[0].Deadline.IsZero() {
+		t.Errorf("GetOOMEvent reached the agent with a deadline")
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scRelayWaitProcess(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "wait", kataAnnotations("wait", "default"))
+	done := make(chan error, 1)
+	go func() {
+		_, err := agentCallRaw(sock, "grpc.AgentService", "WaitProcess", pbStr(1, "c1"), 0, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("WaitProcess returned before the process ended: %v", describeErr(err))
+	case <-time.After(30 * time.Second):
+	}
+	t.fw.Release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("WaitProcess after 30 s: %s", describeErr(err))
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("WaitProcess did not return after the process ended")
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scRelayBig(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "big", kataAnnotations("big", "default"))
+	data := make([]byte, 4<<20-1024)
+	for i := range data {
+		data[i] = byte(i*7 + i>>9)
+	}
+	req := pbBytes(2, data)
+	resp, err := agentCallRaw(sock, "grpc.AgentService", "CopyFile", req, 60*time.Second, nil)
+	if err != nil || !bytes.Equal(resp, req) {
+		t.Errorf("4 MiB CopyFile echo: %d bytes back, err %v", len(resp), describeErr(err))
+	}
+	if calls := t.fw.Calls("CopyFile"); len(calls) != 1 || !bytes.Equal(calls[0].Payload, req) {
+		t.Errorf("the agent did not receive the 4 MiB payload intact")
+	}
+	// A frame over 4 MiB is refused with code 8, and the link stays usable.
+	if c, err := dialRaw(sock); err == nil {
+		hdr := []byte{0, 0x40, 0, 1, 0, 0, 0, 1, 1, 0} // length 4 MiB + 1, stream 1, Request
+		c.send(append(hdr, make([]byte, 4<<20+1)...))
+		if _, r, err := c.expectResponse(1, 10*time.Second); err != nil || r.Code != 8 {
+			t.Errorf("oversize frame: %v, code %d; want code 8 on stream 1", err, r.Code)
+		}
+		c.Close()
+	}
+	if _, err := agentCallRaw(sock, "grpc.Health", "Check", nil, 10*time.Second, nil); err != nil {
+		t.Errorf("Health after the oversize frame: %s", describeErr(err))
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scRelayLinkLoss(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "loss", kataAnnotations("loss", "default"))
+	client := dialAgent(t, sock)
+	defer client.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := agentCallOn(client, "grpc.AgentService", "WaitProcess", pbStr(1, "c1"), 0, nil)
+		done <- err
+	}()
+	if !waitFor(10*time.Second, func() bool { return len(t.fw.Calls("WaitProcess")) == 1 }) {
+		t.Fatalf("WaitProcess never reached the agent")
+	}
+	t.fw.Cut() // the link to the pod VM drops mid-call
+	select {
+	case err := <-done:
+		expectCode(t, "WaitProcess across the link loss", err, 14, nil, "")
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the in-flight call was not failed after the link loss")
+	}
+	// The relay reconnects; the same shim connection works again.
+	if !waitFor(10*time.Second, func() bool {
+		_, err := agentCallOn(client, "grpc.Health", "Check", nil, 2*time.Second, nil)
+		return err == nil
+	}) {
+		t.Errorf("the relay did not recover after the link loss")
+	}
+	if t.fw.Accepts() < 2 {
+		t.Errorf("no reconnection seen by the forwarder")
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scRelayTLSRefusals(t *T) {
+	d := t.StartDaemon("-proxy-timeout", "2s")
+	for _, c := range []struct {
+		label          string
+		cert, clientCA bool
+		want           string
+	}{
+		{"a pod VM certificate from another CA", true, false, "certificate"},
+		{"a forwarder that does not accept the daemon's client certificate", false, true, ""},
+	} {
+		t.fw.Misconfigure(c.cert, c.clientCA)
+		id := newSandboxID()
+		mustCreateOnly(t, d, id, "refused")
+		err := d.StartVM(id, optsStart)
+		if err == nil {
+			t.Errorf("%s: StartVM succeeded", c.label)
+		} else if _, msg, _ := errCode(err); !strings.Contains(msg, "error connecting to agent") || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: StartVM error %q", c.label, msg)
+		}
+		mustOK(t, "StopVM", d.StopVM(id))
+	}
+	t.fw.Misconfigure(false, false)
+}
+
+func mustCreateOnly(t *T, d *Daemon, id, pod string) {
+	if err := createWith(d, id, kataAnnotations(pod, "default")); err != nil {
+		t.Fatalf("CreateVM: %s", describeErr(err))
+	}
+}
+
+func scRelayReadiness(t *T) {
+	// The forwarder starts listening 3 s after the VM exists; StartVM must follow within 100 ms.
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.fwPort = probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	dirs := t.defaultDirs()
+	d := t.StartDaemonDirs(dirs)
+	id := newSandboxID()
+	mustCreateOnly(t, d, id, "ready")
+	ch := startAsync(d, id, optsStart)
+	if !waitFor(10*time.Second, func() bool { return exists(dirs.FakeDir + "/" + instanceName("ready", id)) }) {
+		t.Fatalf("the VM never existed")
+	}
+	time.Sleep(3 * time.Second) // the scenario's premise: the forwarder comes up 3 s later
+	fw, err := StartForwarderAt(fmt.Sprintf("0.0.0.0:%d", t.fwPort), dirs.FakeDir, true)
+	if err != nil {
+		t.Fatalf("starting the forwarder late: %v", err)
+	}
+	t.fw = fw
+	listening := time.Now()
+	r, ok := waitResult(ch, 30*time.Second)
+	if !ok || r.err != nil {
+		t.Fatalf("StartVM: %v %v", ok, describeErr(r.err))
+	}
+	if lag := r.at.Sub(listening); lag > 100*time.Millisecond {
+		t.Errorf("StartVM returned %v after the forwarder started listening, want <= 100ms", lag)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+func scRelayUnknown(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "unk", kataAnnotations("unk", "default"))
+	_, err := agentCallRaw(sock, "grpc.AgentService", "NoSuchMethod", nil, 5*time.Second, nil)
+	expectCode(t, "unknown method", err, 12, msgEquals("method NoSuchMethod"), "")
+	_, err = agentCallRaw(sock, "grpc.Nope", "Check", nil, 5*time.Second, nil)
+	expectCode(t, "unknown service", err, 12, msgEquals("service grpc.Nope"), "")
+	for _, c := range t.fw.Calls("") {
+		if c.Method != "Check" { // the relay's own probe of a new link
+			t.Errorf("an unknown call reached the agent: %s/%s", c.Service, c.Method)
+		}
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
