@@ -41,7 +41,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-c
             libcmocka-dev clang libclang-rt-14-dev golang-go golang-github-containerd-ttrpc-dev \
             golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps \
             libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso \
-            libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables
+            libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables socat
 print-deps:
 	@echo $(DEB_PKGS)
 

@@ -24,6 +24,10 @@
 #define QUEUE_MAX_CALLS 1024           /* calls waiting for the link */
 #define QUEUE_MAX_BYTES (64u << 20)
 #define READ_SPARE 65536
+/* Responses at least this big are relayed cut-through: sent on to the shim as their bytes
+ * arrive instead of after the whole frame. (Requests are not: with the shim, the relay and the
+ * forwarder all busy at once on a small node, streaming them measured slower; BENCHMARKS.md.) */
+#define CUT_MIN (256u << 10)
 
 struct down;
 
@@ -51,6 +55,8 @@ struct down {
     uint32_t last_id;
     struct call *calls;
     bool closing, full, paused;
+    bool ucut;       /* a response frame is being streamed to this connection */
+    struct dwrite *deferred, *deferred_tail; /* our own answers, held until that frame ends */
     struct down *prev, *next;
 };
 
@@ -84,6 +90,11 @@ struct proxy {
     struct ttrpc_framer ufr;
     uint32_t next_up_id;
 
+    /* Cut-through state: one response frame streams to its shim connection at a time. */
+    bool ucut_active;
+    struct down *ucut_d;            /* where the response frame streams (NULL: discard) */
+    size_t ucut_left;
+
     struct call **buckets;
     size_t nbuckets, ncalls;
     struct call *qhead, *qtail;
@@ -92,6 +103,8 @@ struct proxy {
     proxy_ready_cb ready_cb;
     void *ready_arg;
 };
+
+static void up_lost(void *arg, const char *why);
 
 /* ------------------------------------------------------------------ method table (spec 3.3) */
 
@@ -236,6 +249,8 @@ static void call_arm(struct call *c, uint64_t at)
 struct dwrite {
     uv_write_t req;
     struct down *d;
+    size_t len;
+    struct dwrite *next; /* while deferred */
     uint8_t data[];
 };
 
@@ -262,18 +277,9 @@ static void dwrite_done(uv_write_t *r, int status)
     }
 }
 
-static void down_write(struct down *d, uint32_t stream, uint8_t type, uint8_t flags, const uint8_t *body, size_t len)
+static void dwrite_submit(struct down *d, struct dwrite *w)
 {
-    if (d->closing)
-        return;
-    struct dwrite *w = malloc(sizeof(*w) + TTRPC_HEADER_SIZE + len);
-    if (!w)
-        return; /* the caller's client times out; nothing sane to do without memory */
-    struct ttrpc_header h = {.length = (uint32_t)len, .stream_id = stream, .type = type, .flags = flags};
-    ttrpc_header_encode(w->data, &h);
-    memcpy(w->data + TTRPC_HEADER_SIZE, body, len);
-    w->d = d;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)(TTRPC_HEADER_SIZE + len));
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
     if (uv_write(&w->req, (uv_stream_t *)&d->pipe, &b, 1, dwrite_done)) {
         free(w);
         return;
@@ -283,6 +289,50 @@ static void down_write(struct down *d, uint32_t stream, uint8_t type, uint8_t fl
         d->px->full_downs++;
         up_pause_update(d->px);
     }
+}
+
+/* A frame header (if hdr) and bytes for the shim. Whole frames of our own wait while a
+ * response frame is streaming to this connection, so frames never interleave. */
+static void down_send(struct down *d, const struct ttrpc_header *hdr, const uint8_t *body, size_t len, bool ours)
+{
+    if (d->closing)
+        return;
+    size_t hl = hdr ? TTRPC_HEADER_SIZE : 0;
+    struct dwrite *w = malloc(sizeof(*w) + hl + len);
+    if (!w)
+        return; /* the caller's client times out; nothing sane to do without memory */
+    if (hdr)
+        ttrpc_header_encode(w->data, hdr);
+    memcpy(w->data + hl, body, len);
+    w->d = d;
+    w->len = hl + len;
+    w->next = NULL;
+    if (ours && d->ucut) {
+        if (d->deferred_tail)
+            d->deferred_tail->next = w;
+        else
+            d->deferred = w;
+        d->deferred_tail = w;
+        return;
+    }
+    dwrite_submit(d, w);
+}
+
+static void down_write(struct down *d, uint32_t stream, uint8_t type, uint8_t flags, const uint8_t *body, size_t len)
+{
+    struct ttrpc_header h = {.length = (uint32_t)len, .stream_id = stream, .type = type, .flags = flags};
+    down_send(d, &h, body, len, false);
+}
+
+static void down_ucut_end(struct down *d)
+{
+    d->ucut = false;
+    struct dwrite *w;
+    while ((w = d->deferred)) {
+        d->deferred = w->next;
+        dwrite_submit(d, w);
+    }
+    d->deferred_tail = NULL;
 }
 
 /* An error answer of our own on a downstream stream. */
@@ -298,7 +348,8 @@ static void down_fail(struct down *d, uint32_t stream, int code, const char *fmt
     size_t ml = n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n;
     uint8_t buf[600];
     size_t len = ttrpc_response_encode(buf, code, msg, ml, NULL, 0);
-    down_write(d, stream, TTRPC_RESPONSE, 0, buf, len);
+    struct ttrpc_header h = {.length = (uint32_t)len, .stream_id = stream, .type = TTRPC_RESPONSE};
+    down_send(d, &h, buf, len, true);
 }
 
 /* ------------------------------------------------------------------ sending upstream */
@@ -574,6 +625,13 @@ static void down_close(struct down *d)
         return;
     d->closing = true;
     struct proxy *px = d->px;
+    if (px->ucut_d == d)
+        px->ucut_d = NULL;
+    struct dwrite *w;
+    while ((w = d->deferred)) {
+        d->deferred = w->next;
+        free(w);
+    }
     /* Its streams are abandoned; only its own. */
     for (struct call *c = d->calls; c; c = c->dnext)
         c->d = NULL;
@@ -668,6 +726,49 @@ static void ready_report(struct proxy *px, int code, const char *msg)
 
 static void link_proven(struct proxy *px);
 
+/* A big response whose header is here: stream it to its shim connection as it arrives. */
+static bool up_cut_start(struct proxy *px, const uint8_t *p, size_t avail)
+{
+    struct ttrpc_header h;
+    ttrpc_header_decode(&h, p);
+    if (h.type != TTRPC_RESPONSE || h.length < CUT_MIN || h.length > TTRPC_MESSAGE_MAX ||
+        (px->probe_id && h.stream_id == px->probe_id))
+        return false;
+    size_t body = avail - TTRPC_HEADER_SIZE; /* < h.length, or the frame would be whole */
+    struct call *c = hash_take(px, h.stream_id);
+    struct down *d = c ? c->d : NULL;
+    if (d && !d->closing) {
+        struct ttrpc_header out = h;
+        out.stream_id = c->down_id;
+        down_send(d, &out, p + TTRPC_HEADER_SIZE, body, false);
+        d->ucut = true;
+    } else {
+        d = NULL;
+    }
+    if (c)
+        call_free(c);
+    px->ucut_active = true;
+    px->ucut_d = d;
+    px->ucut_left = h.length - body;
+    return true;
+}
+
+static void up_cut_feed(struct proxy *px, const uint8_t **p, size_t *n)
+{
+    size_t k = *n < px->ucut_left ? *n : px->ucut_left;
+    if (px->ucut_d)
+        down_send(px->ucut_d, NULL, *p, k, false);
+    *p += k;
+    *n -= k;
+    px->ucut_left -= k;
+    if (px->ucut_left == 0) {
+        px->ucut_active = false;
+        if (px->ucut_d)
+            down_ucut_end(px->ucut_d);
+        px->ucut_d = NULL;
+    }
+}
+
 static void up_frames(struct proxy *px, const uint8_t *buf, size_t len, size_t *consumed)
 {
     size_t off = 0;
@@ -677,8 +778,11 @@ static void up_frames(struct proxy *px, const uint8_t *buf, size_t len, size_t *
         enum ttrpc_frame_result fr = ttrpc_framer_next(&px->ufr, buf + off, len - off, &h, &used);
         if (fr == TTRPC_FRAME_MORE) {
             off += used;
-            if (used == 0)
+            if (used == 0) {
+                if (len - off >= TTRPC_HEADER_SIZE && up_cut_start(px, buf + off, len - off))
+                    off = len;
                 break;
+            }
             continue;
         }
         off += used;
@@ -708,6 +812,11 @@ static void up_data(void *arg, const uint8_t *p, size_t n)
 {
     struct proxy *px = arg;
     size_t used;
+    if (px->ucut_active) {
+        up_cut_feed(px, &p, &n);
+        if (!n)
+            return;
+    }
     if (px->uin_len == 0) {
         /* Common case: whole frames in this chunk, relayed without a copy. */
         up_frames(px, p, n, &used);
@@ -737,7 +846,6 @@ static void up_data(void *arg, const uint8_t *p, size_t n)
     }
 }
 
-static void up_lost(void *arg, const char *why);
 static void attempt_expired(uv_timer_t *t);
 
 static void retry_fire(uv_timer_t *t)
@@ -753,8 +861,16 @@ static void retry_later(struct proxy *px)
     px->backoff_ms = px->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : px->backoff_ms * 2;
 }
 
+static void down_close(struct down *d);
+
 static void up_drop(struct proxy *px)
 {
+    if (px->ucut_active) {
+        px->ucut_active = false;
+        if (px->ucut_d) /* half a frame went out: that connection cannot be resynchronised */
+            down_close(px->ucut_d);
+        px->ucut_d = NULL;
+    }
     if (px->up) {
         tls_conn_close(px->up);
         px->up = NULL;

@@ -140,7 +140,6 @@ func runBench(daemonBin string, rounds, small, big int) int {
 	relayT, directT, socatT := median(tput["relay"]), median(tput["direct"]), median(tput["socat"])
 	fmt.Printf("bench: %d rounds of %d small calls (Health/Check) and %d calls of 4 MiB each way (CopyFile echo), medians\n",
 		rounds, small, big)
-	fmt.Fprintf(os.Stderr, "bench (absolute, for the record only): latency relay %.0f us, direct %.0f us, socat %.0f us; 4 MiB relay %.0f MB/s, direct %.0f MB/s, socat %.0f MB/s\n", relayL/1e3, directL/1e3, socatL/1e3, relayT, directT, socatT)
 	fmt.Printf("bench: small-call latency  relay/direct %.2fx   relay/socat %.2fx\n", relayL/directL, relayL/socatL)
 	fmt.Printf("bench: 4 MiB throughput    relay/direct %.2fx   relay/socat %.2fx\n", relayT/directT, relayT/socatT)
 	return 0

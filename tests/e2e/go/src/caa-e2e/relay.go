@@ -28,6 +28,7 @@ func relayScenarios() []scenario {
 		{"relay_tls_refusals", scRelayTLSRefusals},
 		{"relay_ready_within_100ms", scRelayReadiness},
 		{"relay_unknown_method", scRelayUnknown},
+		{"relay_mixed_big_and_small", scRelayMixedBigSmall},
 	}
 }
 
@@ -525,6 +526,53 @@ func scRelayUnknown(t *T) {
 		if c.Method != "Check" { // the relay's own probe of a new link
 			t.Errorf("an unknown call reached the agent: %s/%s", c.Service, c.Method)
 		}
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+// Big frames are streamed through the relay as they arrive; small calls of other
+// connections, and of the same one, must still come back whole and to the right caller.
+func scRelayMixedBigSmall(t *T) {
+	d := t.StartDaemon()
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "mixed", kataAnnotations("mixed", "default"))
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i ^ i>>11)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := []string{}
+	for c := 0; c < 3; c++ {
+		client := dialAgent(t, sock)
+		defer client.Close()
+		for i := 0; i < 12; i++ {
+			wg.Add(1)
+			go func(c, i int) {
+				defer wg.Done()
+				var payload []byte
+				method := "StatsContainer"
+				if i%3 == 0 {
+					payload = pbBytes(2, append([]byte(fmt.Sprintf("c%d-i%d", c, i)), big[:len(big)-i*1000]...))
+					method = "CopyFile"
+				} else {
+					payload = pbStr(1, fmt.Sprintf("small c%d i%d", c, i))
+				}
+				resp, err := agentCallOn(client, "grpc.AgentService", method, payload, 60*time.Second, nil)
+				if err != nil || !bytes.Equal(resp, payload) {
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%s c%d i%d: %v (%d bytes back)", method, c, i, err, len(resp)))
+					mu.Unlock()
+				}
+			}(c, i)
+		}
+	}
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("%d of 36 calls came back wrong: %v", len(bad), bad[0])
+	}
+	if _, err := agentCallRaw(sock, "grpc.Health", "Check", nil, 10*time.Second, nil); err != nil {
+		t.Errorf("Health afterwards: %s", describeErr(err))
 	}
 	mustOK(t, "StopVM", d.StopVM(id))
 }
