@@ -177,3 +177,42 @@ int ccedit_mounts(const uint8_t *in, size_t len,
     }
     return count;
 }
+
+char *ccedit_annotation_get(const uint8_t *in, size_t len, const char *key)
+{
+    const uint8_t *pos = in, *end = in + len, *spec = NULL;
+    size_t spec_len = 0;
+    while (pos < end) {
+        struct pbwire_field f;
+        if (pbwire_field_next(&pos, end, &f))
+            return NULL;
+        if (f.number == FIELD_OCI && f.type == PBWIRE_LEN)
+            spec = f.data, spec_len = f.len;
+    }
+    char *value = NULL;
+    for (pos = spec, end = spec + spec_len; spec && pos < end;) {
+        struct pbwire_field f;
+        if (pbwire_field_next(&pos, end, &f))
+            break;
+        if (f.number != FIELD_ANNOTATIONS || f.type != PBWIRE_LEN)
+            continue;
+        const uint8_t *k, *ep = f.data, *ee = f.data + f.len, *v = NULL;
+        size_t kl, vl = 0;
+        if (entry_key(f.data, f.len, &k, &kl) || kl != strlen(key) || (kl && memcmp(k, key, kl)))
+            continue;
+        while (ep < ee) {
+            struct pbwire_field x;
+            if (pbwire_field_next(&ep, ee, &x))
+                break;
+            if (x.number == 2 && x.type == PBWIRE_LEN)
+                v = x.data, vl = x.len;
+        }
+        free(value);
+        if ((value = malloc(vl + 1))) { /* the last entry wins */
+            if (vl)
+                memcpy(value, v, vl);
+            value[vl] = '\0';
+        }
+    }
+    return value;
+}

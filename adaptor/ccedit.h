@@ -27,6 +27,9 @@ struct ccedit_annotation {
 int ccedit_set_annotations(const uint8_t *in, size_t len, const struct ccedit_annotation *a, size_t n, uint8_t **out,
                            size_t *out_len);
 
+/* The value of annotation key in the (last) Spec as a malloc'd string, NULL if absent. */
+char *ccedit_annotation_get(const uint8_t *in, size_t len, const char *key);
+
 /* Calls fn for each OCI mount (Spec field 5: Mount{1 destination, 2 source}) in order, with
  * the strings as (pointer, length) views into in. Returns the number of mounts, -1 if
  * malformed. */

@@ -334,6 +334,9 @@ int config_register_common(struct config_registry *r, struct config *c)
         &c->disable_tls);
     ADD("log-level", "LOG_LEVEL", CONFIG_STRING, "info", "log level: debug, info, warn or error",
         &c->log_level);
+    ADD("direct-volumes-dir", NULL, CONFIG_STRING, "/run/kata-containers/shared/direct-volumes",
+        "where kata publishes CSI direct volumes (read for CreateContainer's volume annotations)",
+        &c->direct_volumes_dir);
 #undef ADD
     return rc ? -1 : 0;
 }

@@ -72,6 +72,7 @@ struct config {
     const char *pod_subnet_cidrs;
     bool disable_tls;
     const char *log_level;
+    const char *direct_volumes_dir;
     /* Environment only. */
     const char *node_name;
     const char *pod_uid;

@@ -248,6 +248,7 @@ static int proxy_open(struct daemon *d, struct sandbox *sb, uint64_t deadline, p
         .port = (uint16_t)strtoul(d->cfg.forwarder_port, NULL, 10),
         .proxy_timeout_ns = d->cfg.proxy_timeout_ns,
         .gpus_annotated = sb->pod.gpus_annotated,
+        .direct_volumes_dir = d->cfg.direct_volumes_dir,
     };
     if (!(sb->proxy = proxy_new(&pp, err, sizeof(err)))) {
         log_error("adaptor", "sandbox %s: agent socket: %s", sb->id, err);

@@ -4,7 +4,9 @@
 #include "proxy.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "ccedit.h"
+#include "csivol.h"
 #include "log.h"
 #include "tls.h"
 #include "ttrpc.h"
@@ -62,7 +65,7 @@ struct down {
 
 struct proxy {
     uv_loop_t *loop;
-    char *socket_path, *sandbox_id, *vm_name;
+    char *socket_path, *sandbox_id, *vm_name, *direct_volumes_dir;
     SSL_CTX *ctx;
     const struct tlsca *tls;
     uint16_t port;
@@ -152,6 +155,7 @@ static void proxy_unref(struct proxy *px)
     free(px->socket_path);
     free(px->sandbox_id);
     free(px->vm_name);
+    free(px->direct_volumes_dir);
     free(px);
 }
 
@@ -461,6 +465,202 @@ static void call_timer_fire(uv_timer_t *t)
     call_free(c);
 }
 
+/* ------------------------------------------------------------------ CreateContainer (spec 3.4) */
+
+static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owned);
+
+#define INFO_MAX (64u << 10)
+
+struct cc_job {
+    uv_work_t w;
+    struct proxy *px;
+    struct call *c;
+    bool gpus;
+    char *dir;
+    uint8_t *req; /* the Request message, then the edited one */
+    size_t len;
+};
+
+struct mount_list {
+    struct csivol_mount *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void mount_add(void *arg, const uint8_t *dst, size_t dl, const uint8_t *src, size_t sl)
+{
+    struct mount_list *l = arg;
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct csivol_mount *v = realloc(l->v, cap * sizeof(*v));
+        if (!v) {
+            l->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    char *d = strndup(dst ? (const char *)dst : "", dl), *s = strndup(src ? (const char *)src : "", sl);
+    if (!d || !s) {
+        free(d);
+        free(s);
+        l->oom = true;
+        return;
+    }
+    l->v[l->n].dst = d;
+    l->v[l->n].src = s;
+    l->n++;
+}
+
+static char *file_slurp(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    char *buf = malloc(INFO_MAX + 1);
+    ssize_t n = buf ? read(fd, buf, INFO_MAX) : -1;
+    close(fd);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct csivol_volume *)a)->name, ((const struct csivol_volume *)b)->name);
+}
+
+/* Worker thread: the direct volumes kata published, then the annotation edits. */
+static void cc_job_run(uv_work_t *w)
+{
+    struct cc_job *j = (struct cc_job *)w;
+    struct ttrpc_request r;
+    const char *why;
+    if (ttrpc_request_decode(&r, j->req, j->len, &why))
+        return; /* forwarded as it came: the agent answers it */
+    struct mount_list ml = {0};
+    struct csivol_volume *vols = NULL;
+    size_t nv = 0, capv = 0;
+    struct ccedit_annotation set[3];
+    size_t nset = 0;
+    char *tp = NULL, *cv = NULL, *existing = NULL, *uid = NULL;
+    if (ccedit_mounts(r.payload.data, r.payload.len, mount_add, &ml) < 0 || ml.oom)
+        goto out;
+    DIR *dir = opendir(j->dir);
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (nv == capv) {
+            size_t cap = capv ? capv * 2 : 8;
+            struct csivol_volume *nvv = realloc(vols, cap * sizeof(*nvv));
+            if (!nvv)
+                break;
+            vols = nvv;
+            capv = cap;
+        }
+        int sub = openat(dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (sub < 0)
+            continue; /* not a directory */
+        vols[nv].name = strdup(e->d_name);
+        vols[nv].info_json = file_slurp(sub, "mountInfo.json");
+        close(sub);
+        if (vols[nv].name)
+            nv++;
+        else
+            free((char *)vols[nv].info_json);
+    }
+    if (dir)
+        closedir(dir);
+    qsort(vols, nv, sizeof(*vols), name_cmp);
+    existing = ccedit_annotation_get(r.payload.data, r.payload.len, CSIVOL_ANNOTATION_TARGET_PATH);
+    uid = ccedit_annotation_get(r.payload.data, r.payload.len, CSIVOL_ANNOTATION_SANDBOX_UID);
+    if (csivol_annotations(ml.v, ml.n, vols, nv, existing, uid, &tp, &cv))
+        goto out;
+    if (tp)
+        set[nset++] = (struct ccedit_annotation){CSIVOL_ANNOTATION_TARGET_PATH, tp};
+    if (j->gpus) /* GPU pods: the pod VM's agent injects every NVIDIA GPU through CDI */
+        set[nset++] = (struct ccedit_annotation){CCEDIT_ANNOTATION_CDI, CCEDIT_CDI_ALL_GPUS};
+    if (cv)
+        set[nset++] = (struct ccedit_annotation){CSIVOL_ANNOTATION_CLOUD_VOLUMES, cv};
+    uint8_t *payload;
+    size_t plen;
+    if (nset && ccedit_set_annotations(r.payload.data, r.payload.len, set, nset, &payload, &plen) == 0) {
+        struct ttrpc_request e = r;
+        e.payload.data = payload;
+        e.payload.len = plen;
+        size_t n = ttrpc_request_size(&e, r.timeout_nano);
+        uint8_t *re = malloc(n);
+        if (re) {
+            ttrpc_request_encode(re, &e, r.timeout_nano);
+            free(j->req);
+            j->req = re;
+            j->len = n;
+        }
+        free(payload);
+    }
+out:
+    for (size_t i = 0; i < ml.n; i++) {
+        free((char *)ml.v[i].dst);
+        free((char *)ml.v[i].src);
+    }
+    free(ml.v);
+    for (size_t i = 0; i < nv; i++) {
+        free((char *)vols[i].name);
+        free((char *)vols[i].info_json);
+    }
+    free(vols);
+    free(existing);
+    free(uid);
+    free(tp);
+    free(cv);
+}
+
+static void cc_job_done(uv_work_t *w, int status)
+{
+    struct cc_job *j = (struct cc_job *)w;
+    struct proxy *px = j->px;
+    (void)status;
+    if (px->closing) {
+        free(j->req);
+        call_free(j->c);
+    } else {
+        call_dispatch(px, j->c, NULL, j->len, j->req);
+    }
+    free(j->dir);
+    free(j);
+    proxy_unref(px);
+}
+
+static int cc_job_start(struct proxy *px, struct call *c, const uint8_t *body, size_t len)
+{
+    struct cc_job *j = calloc(1, sizeof(*j));
+    if (!j || !(j->req = malloc(len ? len : 1)) || !(j->dir = strdup(px->direct_volumes_dir))) {
+        if (j)
+            free(j->req);
+        free(j);
+        return -1;
+    }
+    memcpy(j->req, body, len);
+    j->len = len;
+    j->px = px;
+    j->c = c;
+    j->gpus = px->gpus_annotated;
+    px->refs++;
+    if (uv_queue_work(px->loop, &j->w, cc_job_run, cc_job_done)) {
+        px->refs--;
+        free(j->req);
+        free(j->dir);
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ downstream reads */
 
 static void down_request(struct down *d, const struct ttrpc_header *h, const uint8_t *body, size_t len)
@@ -492,29 +692,8 @@ static void down_request(struct down *d, const struct ttrpc_header *h, const uin
             down_fail(d, id, TTRPC_UNIMPLEMENTED, "service %.*s", (int)r.service.len, (const char *)r.service.data);
         return;
     }
-    uint8_t *edited = NULL;
-    size_t edited_len = 0;
-    if (px->gpus_annotated && ttrpc_bytes_eq(r.method, "CreateContainer") &&
-        ttrpc_bytes_eq(r.service, "grpc.AgentService")) {
-        /* GPU pods: the pod VM's agent injects every NVIDIA GPU through CDI (spec 3.4). */
-        static const struct ccedit_annotation cdi = {CCEDIT_ANNOTATION_CDI, CCEDIT_CDI_ALL_GPUS};
-        uint8_t *payload;
-        size_t plen;
-        if (ccedit_set_annotations(r.payload.data, r.payload.len, &cdi, 1, &payload, &plen) == 0) {
-            struct ttrpc_request e = r;
-            e.payload.data = payload;
-            e.payload.len = plen;
-            edited_len = ttrpc_request_size(&e, r.timeout_nano);
-            if ((edited = malloc(edited_len)))
-                ttrpc_request_encode(edited, &e, r.timeout_nano);
-            free(payload);
-        }
-    }
-    const uint8_t *out = edited ? edited : body;
-    size_t out_len = edited ? edited_len : len;
     struct call *c = calloc(1, sizeof(*c));
     if (!c) {
-        free(edited);
         down_fail(d, id, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -528,6 +707,25 @@ static void down_request(struct down *d, const struct ttrpc_header *h, const uin
     if (d->calls)
         d->calls->dprev = c;
     d->calls = c;
+    if (ttrpc_bytes_eq(r.method, "CreateContainer") && ttrpc_bytes_eq(r.service, "grpc.AgentService") &&
+        cc_job_start(px, c, body, len) == 0)
+        return; /* edited in the thread pool (it reads the direct-volumes directory), then sent */
+    call_dispatch(px, c, body, len, NULL);
+}
+
+/* Sends c, or queues it while the link is down. body is borrowed, or owned when owned. */
+static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owned)
+{
+    struct down *d = c->d;
+    uint32_t id = c->down_id;
+    const uint8_t *out = owned ? owned : body;
+    size_t out_len = len;
+    uint8_t *edited = owned;
+    if (!d) { /* its shim connection went away meanwhile */
+        free(edited);
+        call_free(c);
+        return;
+    }
     if (px->up_connected) {
         up_send(px, c, out, out_len);
         free(edited);
@@ -1079,6 +1277,10 @@ struct proxy *proxy_new(const struct proxy_params *p, char *err, size_t errlen)
     px->port = p->port;
     px->proxy_timeout_ms = p->proxy_timeout_ns / 1000000;
     px->gpus_annotated = p->gpus_annotated;
+    if (!(px->direct_volumes_dir = strdup(p->direct_volumes_dir ? p->direct_volumes_dir : CSIVOL_DIRECT_VOLUMES_DIR))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     px->next_up_id = 1;
     if (unlink(px->socket_path) && errno != ENOENT) {
         snprintf(err, errlen, "removing a stale %s: %s", px->socket_path, strerror(errno));
@@ -1106,6 +1308,7 @@ fail:
     free(px->socket_path);
     free(px->sandbox_id);
     free(px->vm_name);
+    free(px->direct_volumes_dir);
     free(px);
     return NULL;
 }

@@ -38,6 +38,7 @@ struct proxy_params {
     uint16_t port;           /* FORWARDER_PORT */
     int64_t proxy_timeout_ns;
     bool gpus_annotated; /* CreateContainer gets the CDI marker */
+    const char *direct_volumes_dir; /* CSI direct volumes for CreateContainer (copied) */
 };
 
 /* Listens on socket_path (a stale file is replaced). NULL with the reason in err. */

@@ -6,8 +6,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +32,7 @@ func relayScenarios() []scenario {
 		{"relay_ready_within_100ms", scRelayReadiness},
 		{"relay_unknown_method", scRelayUnknown},
 		{"relay_mixed_big_and_small", scRelayMixedBigSmall},
+		{"relay_csi_volumes", scRelayCSIVolumes},
 	}
 }
 
@@ -573,6 +577,81 @@ func scRelayMixedBigSmall(t *T) {
 	}
 	if _, err := agentCallRaw(sock, "grpc.Health", "Check", nil, 10*time.Second, nil); err != nil {
 		t.Errorf("Health afterwards: %s", describeErr(err))
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+// CSI direct volumes (spec 3.4 items 1 and 3): the CreateContainer that mounts them gets the
+// target-path list (no leading comma, DECISIONS 4) and the cloud-volumes JSON.
+func scRelayCSIVolumes(t *T) {
+	dv := filepath.Join(t.dir, "direct-volumes")
+	uid := "0c8f5a3e-1111-2222-3333-444455556666"
+	srcA := "/var/lib/kubelet/pods/" + uid + "/volumes/kubernetes.io~csi/pvc-a/mount"
+	srcB := "/var/lib/kubelet/pods/" + uid + "/volumes/kubernetes.io~csi/pvc-b/mount"
+	other := "/var/lib/kubelet/pods/another-pod/volumes/kubernetes.io~csi/pvc-x/mount"
+	name := func(p string) string { return base64.URLEncoding.EncodeToString([]byte(p)) }
+	vols := map[string]string{
+		srcA:  `{"device":"/dev/sdc","fstype":"xfs","metadata":{"cloud-volume-path":"disk-a","encrypt-type":"luks","kbs-key-id":"k1"}}`,
+		srcB:  `{"device":"/dev/sdd"}`,
+		other: `{"device":"/dev/sde"}`,
+	}
+	for p, info := range vols {
+		dir := filepath.Join(dv, name(p))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+		os.WriteFile(filepath.Join(dir, "mountInfo.json"), []byte(info), 0o644)
+	}
+	d := t.StartDaemon("-direct-volumes-dir", dv)
+	id := newSandboxID()
+	ann := kataAnnotations("csi", "default")
+	delete(ann, annGPUs)
+	sock := mustCreateStart(t, d, id, "csi", ann)
+	mount := func(dst, src string) []byte { return pbBytes(5, append(pbStr(1, dst), pbStr(2, src)...)) }
+	spec := bytes.Join([][]byte{
+		mount("/etc/hosts", "/run/kata/hosts"),
+		mount("/data-a", srcA),
+		mount("/data-b", srcB),
+		mapEntry("io.kubernetes.cri.sandbox-uid", uid),
+	}, nil)
+	req := append(pbStr(1, "ctr"), pbBytes(6, spec)...)
+	if _, err := agentCallRaw(sock, "grpc.AgentService", "CreateContainer", req, 60*time.Second, nil); err != nil {
+		t.Fatalf("CreateContainer: %s", describeErr(err))
+	}
+	calls := t.fw.Calls("CreateContainer")
+	if len(calls) != 1 {
+		t.Fatalf("the agent saw %d CreateContainer calls", len(calls))
+	}
+	fs, _ := pbFields(calls[0].Payload)
+	var gotAnn map[string]string
+	for _, f := range fs {
+		if f.num == 6 {
+			gotAnn, _, _ = specSplit(f.val)
+		}
+	}
+	if got, want := gotAnn["io.confidentialcontainers.org.peerpodvolumes.target_path"], srcA+","+srcB; got != want {
+		t.Errorf("target_path = %q, want %q", got, want)
+	}
+	// Volumes in the order of their directory names; the other pod's volume is skipped.
+	keysInOrder := []string{srcA, srcB}
+	sort.Slice(keysInOrder, func(i, j int) bool { return name(keysInOrder[i]) < name(keysInOrder[j]) })
+	entries := map[string]string{
+		srcA: `{"mount_point":"/data-a","fs_type":"xfs","lun":"%d","disk_id":"disk-a","encrypt_type":"luks","key_id":"k1"}`,
+		srcB: `{"mount_point":"/data-b","fs_type":"ext4","lun":"%d","disk_id":"/dev/sdd"}`,
+	}
+	want := "{"
+	for i, p := range keysInOrder {
+		if i > 0 {
+			want += ","
+		}
+		want += fmt.Sprintf(`"vol-%d":`+entries[p], i, i)
+	}
+	want += "}"
+	if got := gotAnn["io.confidentialcontainers.org.cloud_volumes"]; got != want {
+		t.Errorf("cloud_volumes =\n %s\nwant\n %s", got, want)
+	}
+	if _, ok := gotAnn["cdi.k8s.io/peer-pods"]; ok {
+		t.Errorf("CDI marker set without default_gpus")
 	}
 	mustOK(t, "StopVM", d.StopVM(id))
 }
