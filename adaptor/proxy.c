@@ -576,7 +576,8 @@ static void cc_job_run(uv_work_t *w)
     }
     if (dir)
         closedir(dir);
-    qsort(vols, nv, sizeof(*vols), name_cmp);
+    if (nv)
+        qsort(vols, nv, sizeof(*vols), name_cmp);
     existing = ccedit_annotation_get(r.payload.data, r.payload.len, CSIVOL_ANNOTATION_TARGET_PATH);
     uid = ccedit_annotation_get(r.payload.data, r.payload.len, CSIVOL_ANNOTATION_SANDBOX_UID);
     if (csivol_annotations(ml.v, ml.n, vols, nv, existing, uid, &tp, &cv))
