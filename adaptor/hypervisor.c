@@ -452,7 +452,10 @@ static void start_rollback_saved(void *arg, int err)
     if (err)
         log_error("adaptor", "sandbox %s: persisting the failed state: %s", sb->id, strerror(err));
     if (op->failed) {
-        op_fail(op, op->perr.code ? op->perr.code : TTRPC_UNKNOWN, "creating an instance : %s", op->perr.msg);
+        /* The Go daemon's wording: provider errors are prefixed, agent-link errors are not. */
+        bool agent = strncmp(op->perr.msg, "error connecting to agent", 25) == 0;
+        op_fail(op, op->perr.code ? op->perr.code : TTRPC_UNKNOWN, agent ? "%s" : "creating an instance : %s",
+                op->perr.msg);
     } else if (op->cancel_code == TTRPC_DEADLINE_EXCEEDED) {
         op_fail(op, TTRPC_DEADLINE_EXCEEDED, "%s",
                 "context deadline exceeded: the VM was not ready before StartVM's deadline and was deleted");
