@@ -302,14 +302,37 @@ static void down_send(struct down *d, const struct ttrpc_header *hdr, const uint
     if (d->closing)
         return;
     size_t hl = hdr ? TTRPC_HEADER_SIZE : 0;
-    struct dwrite *w = malloc(sizeof(*w) + hl + len);
+    size_t done = 0;
+    if (!(ours && d->ucut)) {
+        /* Straight into the socket when nothing is queued before it (libuv refuses otherwise):
+         * no copy, no write request, no epoll change for the common small answer. */
+        uint8_t h[TTRPC_HEADER_SIZE];
+        if (hdr)
+            ttrpc_header_encode(h, hdr);
+        uv_buf_t bufs[2] = {uv_buf_init((char *)h, (unsigned)hl), uv_buf_init((char *)body, (unsigned)len)};
+        int n = uv_try_write((uv_stream_t *)&d->pipe, hdr ? bufs : bufs + 1, hdr ? 2 : 1);
+        if (n > 0)
+            done = (size_t)n;
+        if (done == hl + len)
+            return;
+    }
+    struct dwrite *w = malloc(sizeof(*w) + hl + len - done);
     if (!w)
         return; /* the caller's client times out; nothing sane to do without memory */
+    uint8_t whole_hdr[TTRPC_HEADER_SIZE];
     if (hdr)
-        ttrpc_header_encode(w->data, hdr);
-    memcpy(w->data + hl, body, len);
+        ttrpc_header_encode(whole_hdr, hdr);
+    /* The rest after what went out already: the header's tail, then the body's. */
+    size_t o = 0;
+    if (done < hl) {
+        memcpy(w->data, whole_hdr + done, hl - done);
+        o = hl - done;
+        memcpy(w->data + o, body, len);
+    } else {
+        memcpy(w->data, body + (done - hl), len - (done - hl));
+    }
     w->d = d;
-    w->len = hl + len;
+    w->len = hl + len - done;
     w->next = NULL;
     if (ours && d->ucut) {
         if (d->deferred_tail)

@@ -141,13 +141,27 @@ int tls_conn_writev(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs)
         size_t n = 0;
         for (unsigned i = 0; i < nbufs; i++)
             n += bufs[i].len;
-        struct wreq *w = malloc(sizeof(*w) + n);
+        /* Straight into the socket when nothing is queued (libuv refuses otherwise). */
+        int sent = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+        size_t skip = sent > 0 ? (size_t)sent : 0;
+        if (skip == n)
+            return queue_state(c);
+        struct wreq *w = malloc(sizeof(*w) + n - skip);
         if (!w)
             return -1;
         w->len = 0;
         for (unsigned i = 0; i < nbufs; i++) {
-            memcpy(w->data + w->len, bufs[i].base, bufs[i].len);
-            w->len += bufs[i].len;
+            size_t take = bufs[i].len;
+            const char *from = bufs[i].base;
+            if (skip >= take) {
+                skip -= take;
+                continue;
+            }
+            from += skip;
+            take -= skip;
+            skip = 0;
+            memcpy(w->data + w->len, from, take);
+            w->len += take;
         }
         return raw_write(c, w) ? -1 : queue_state(c);
     }
