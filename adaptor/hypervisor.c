@@ -352,7 +352,7 @@ static void start_created(void *arg, const struct provider_error *err, const str
         if (inst->n_ips)
             start_on_address(op, inst);
     }
-    if (err && !op->cancel_code) { /* after a cancel, the provider's error is just its echo */
+    if (err && !op->cancel_code && !op->failed) { /* after a cancel (or our own), the provider's error is an echo */
         op->failed = true;
         op->perr = *err;
     }
