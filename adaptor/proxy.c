@@ -82,7 +82,6 @@ struct proxy {
 
     struct sockaddr_storage addr;
     char addr_text[INET6_ADDRSTRLEN + 8];
-    bool have_addr;
     struct tls_conn *up;
     bool up_connected, ever_up, up_full;
     uint32_t probe_id; /* the Health/Check that proves a new link, 0 when none is out */
@@ -1257,7 +1256,6 @@ int proxy_connect(struct proxy *px, const char *ip, uint64_t deadline_ms, proxy_
     } else {
         return -1;
     }
-    px->have_addr = true;
     px->ready_cb = cb;
     px->ready_arg = arg;
     uint64_t limit = uv_now(px->loop) + (uint64_t)px->proxy_timeout_ms;

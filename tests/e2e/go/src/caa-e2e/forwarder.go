@@ -23,13 +23,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -317,11 +315,4 @@ func agentCallOn(client *ttrpc.Client, service, method string, payload []byte, t
 	resp := &rawMsg{}
 	err := client.Call(ctx, service, method, &rawMsg{b: payload}, resp)
 	return resp.b, err
-}
-
-var errNoForwarder = errors.New("no stand-in forwarder")
-
-func isUnavailable(err error) bool {
-	code, _, ok := errCode(err)
-	return ok && code == 14 || err != nil && strings.Contains(err.Error(), "code = Unavailable")
 }
