@@ -1,13 +1,13 @@
 # cloud-api-adaptor in C. `make` builds build/cloud-api-adaptor; `make check` runs every test.
 CC       ?= cc
 CLANG    ?= clang
-PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib libvirt libisofs-1 libxml-2.0
+PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib libvirt libisofs-1 libxml-2.0 libmnl libnftables
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Ibuild/gen -Iadaptor -Iproviders
+CPPFLAGS += -D_GNU_SOURCE -Ibuild/gen -Iadaptor -Iproviders -Ivxlan
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(shell pkg-config --cflags $(PKGS))
 LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -18,7 +18,8 @@ GEN_H    := $(GEN_C:.c=.h)
 # Everything but the entry point and the provider table: shared by the daemon, its test
 # build and the unit tests.
 CORE_SRC := $(filter-out adaptor/main.c,$(wildcard adaptor/*.c)) \
-            $(filter-out providers/builtin.c,$(wildcard providers/*.c)) $(wildcard providers/libvirt/*.c) $(GEN_C)
+            $(filter-out providers/builtin.c,$(wildcard providers/*.c)) $(wildcard providers/libvirt/*.c) \
+            $(wildcard vxlan/*.c) $(GEN_C)
 FAKE_SRC := $(wildcard tests/fakeprov/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -41,7 +42,9 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-c
             libcmocka-dev clang libclang-rt-14-dev golang-go golang-github-containerd-ttrpc-dev \
             golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps \
             libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso \
-            libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables socat
+            libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables socat \
+            libmnl-dev libnftables-dev nftables conntrack iputils-ping \
+            golang-github-vishvananda-netlink-dev golang-github-vishvananda-netns-dev
 print-deps:
 	@echo $(DEB_PKGS)
 

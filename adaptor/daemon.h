@@ -17,6 +17,7 @@
 
 struct getinfo_wait;
 struct gc;
+struct network;
 
 struct daemon {
     uv_loop_t *loop;
@@ -33,6 +34,7 @@ struct daemon {
     struct ttrpc_server *server;
     struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
     struct gc *gc;                /* orphan GC */
+    struct network *net;          /* pod networking (vxlan/) */
     uv_signal_t sig_term, sig_int;
     unsigned signals;
     bool shutting_down;

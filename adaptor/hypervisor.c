@@ -1,5 +1,6 @@
 #include "hypervisor.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "log.h"
 #include "podvminfo.pb-c.h"
 #include "proxy.h"
+#include "network.h"
 #include "vmdoc.h"
 
 #define DELETE_RETRY_MIN_MS 1000
@@ -26,6 +28,9 @@ struct sandbox_op {
     struct provider_op *pop; /* in-flight provider create */
     int cancel_code;         /* set when the caller's context ended or StopVM took over */
     bool vm_ready, agent_ready; /* StartVM answers when both are true */
+    bool vm_created;            /* the provider's create completed */
+    bool net_started, net_busy, net_ready; /* pod tunnel setup (sandboxes with a VNI) */
+    bool rollback_wanted;       /* asked for while a tunnel job ran */
     struct provider_error perr;
     bool failed;
     uint64_t t0;
@@ -172,6 +177,7 @@ static void sandbox_release(struct daemon *d, struct sandbox *sb)
     }
     sb->queue_tail = NULL;
     sandbox_store_remove(&d->store, sb);
+    network_vni_release(d->net, sb->vni);
     proxy_drop(sb);
     if (sb->retry) {
         uv_close((uv_handle_t *)sb->retry, (uv_close_cb)free);
@@ -327,6 +333,78 @@ static void start_saved_running(void *arg, int err)
     }
 }
 
+static void start_try_running(struct sandbox_op *op);
+
+/* Records the first failure of a StartVM and unwinds: through the provider's completion
+ * while its create runs, directly otherwise. */
+static void start_fail(struct sandbox_op *op, int code, const char *msg)
+{
+    if (!op->cancel_code && !op->failed) {
+        op->failed = true;
+        op->perr.code = code;
+        snprintf(op->perr.msg, sizeof(op->perr.msg), "%s", msg);
+    }
+    if (op->pop)
+        op->d->pops->cancel(op->pop);
+    else if (op->vm_created)
+        start_rollback(op);
+}
+
+static struct network_tunnel tunnel_of(const struct sandbox *sb)
+{
+    unsigned i = sb->net_dedicated ? 1 : 0;
+    return (struct network_tunnel){
+        .netns_path = sb->netns_path,
+        .pod_ifname = sb->pod_if,
+        .vni = sb->vni,
+        .remote = sb->inst.n_ips > i ? sb->inst.ips[i] : NULL,
+    };
+}
+
+static void start_net_done(void *arg, int rc, bool gone, uint64_t us, const char *err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    (void)gone;
+    op->net_busy = false;
+    if (op->d->shutting_down)
+        return;
+    if (op->rollback_wanted) {
+        start_rollback(op);
+        return;
+    }
+    if (rc) {
+        char msg[sizeof(op->perr.msg)];
+        snprintf(msg, sizeof(msg), "setting up the pod network tunnel: %s", err);
+        log_error("adaptor", "StartVM: sandbox %s: %s", sb->id, msg);
+        start_fail(op, TTRPC_UNKNOWN, msg);
+        return;
+    }
+    log_info("adaptor", "sandbox %s: vxlan tunnel (VNI %u, remote %s:%u) set up in %s/%s in %llu us", sb->id,
+             sb->vni, tunnel_of(sb).remote, network_port(op->d->net), sb->netns_path, sb->pod_if,
+             (unsigned long long)us);
+    op->net_ready = true;
+    start_try_running(op);
+}
+
+/* The worker half of the tunnel, as soon as the VM's (tunnel) address is known. */
+static void start_net(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    struct network_tunnel t = tunnel_of(sb);
+    if (!sb->vni || op->net_started || !t.remote || op->cancel_code || op->failed)
+        return;
+    op->net_started = true;
+    char err[256];
+    if (network_setup(op->d->net, &t, start_net_done, op, err, sizeof(err))) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "setting up the pod network tunnel: %s", err);
+        start_fail(op, TTRPC_UNKNOWN, msg);
+        return;
+    }
+    op->net_busy = true;
+}
+
 static void start_on_address(void *arg, const struct provider_instance *inst)
 {
     struct sandbox_op *op = arg;
@@ -339,6 +417,7 @@ static void start_on_address(void *arg, const struct provider_instance *inst)
     /* Dial at once: the cloud may still be finishing its create (spec 3.2, issue: early dial). */
     if (!op->cancel_code)
         proxy_open(op->d, sb, op->call ? ttrpc_call_deadline(op->call) : 0, start_agent_ready, op);
+    start_net(op);
 }
 
 static void start_created(void *arg, const struct provider_error *err, const struct provider_instance *inst)
@@ -360,10 +439,28 @@ static void start_created(void *arg, const struct provider_error *err, const str
         start_rollback(op);
         return;
     }
+    op->vm_created = true;
     if (!sb->inst.n_ips) {
-        op->failed = true;
-        op->perr.code = TTRPC_UNKNOWN;
-        snprintf(op->perr.msg, sizeof(op->perr.msg), "instance IP is not available");
+        start_fail(op, TTRPC_UNKNOWN, "instance IP is not available");
+        return;
+    }
+    if (sb->vni && sb->net_dedicated && sb->inst.n_ips < 2) {
+        start_fail(op, TTRPC_FAILED_PRECONDITION,
+                   "the pod VM has one address, but -host-interface names a dedicated tunnel interface, which "
+                   "needs the VM's second address; drop -host-interface or give the VM a second network interface");
+        return;
+    }
+    start_try_running(op);
+}
+
+/* RUNNING is recorded once the VM exists and its tunnel is up, so a record that says so
+ * after a crash is a pod that works. */
+static void start_try_running(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    if (!op->vm_created || (sb->vni && !op->net_ready))
+        return;
+    if (op->failed || op->cancel_code) {
         start_rollback(op);
         return;
     }
@@ -483,9 +580,33 @@ static void start_rollback_deleted(void *arg, const struct provider_error *err)
     save(op, start_rollback_saved);
 }
 
+static void start_rollback_destroy(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, start_rollback_deleted, op);
+}
+
+static void start_rollback_net_done(void *arg, int rc, bool gone, uint64_t us, const char *err)
+{
+    struct sandbox_op *op = arg;
+    (void)gone;
+    (void)us;
+    if (op->d->shutting_down)
+        return;
+    if (rc)
+        log_warn("adaptor", "sandbox %s: removing the pod network tunnel after a failed start: %s", op->sb->id, err);
+    start_rollback_destroy(op);
+}
+
 static void start_rollback(struct sandbox_op *op)
 {
     struct sandbox *sb = op->sb;
+    if (op->net_busy) { /* the tunnel job finishes first, then undoes itself here */
+        op->rollback_wanted = true;
+        return;
+    }
+    op->rollback_wanted = false;
+    op->vm_created = false; /* no second rollback from a late completion */
     proxy_drop(sb);
     if (op->failed)
         log_error("adaptor", "StartVM: sandbox %s: creating instance %s failed: %s", sb->id, sb->inst.name,
@@ -493,7 +614,13 @@ static void start_rollback(struct sandbox_op *op)
     else
         log_warn("adaptor", "StartVM: sandbox %s: %s; deleting instance %s", sb->id,
                  op->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled", sb->inst.name);
-    op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, start_rollback_deleted, op);
+    if (sb->vni && sb->netns_path[0]) {
+        struct network_tunnel t = tunnel_of(sb);
+        if (network_teardown(op->d->net, &t, start_rollback_net_done, op) == 0)
+            return;
+        log_warn("adaptor", "sandbox %s: cannot queue the tunnel teardown (out of memory)", sb->id);
+    }
+    start_rollback_destroy(op);
 }
 
 /* ---- StopVM and the durable delete queue ---------------------------------------------- */
@@ -580,6 +707,32 @@ static void stop_deleted(void *arg, const struct provider_error *err)
         stop_erased(op, ENOMEM);
 }
 
+static void stop_destroy(struct sandbox_op *op)
+{
+    struct sandbox *sb = op->sb;
+    if (!sb->inst.name[0]) {
+        stop_deleted(op, NULL);
+        return;
+    }
+    op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, stop_deleted, op);
+}
+
+/* Teardown failures are logged, not retried: the pod's namespace, and the device in it, go
+ * when kata removes the pod; the VNI stays reserved until the record is gone. */
+static void stop_net_done(void *arg, int rc, bool gone, uint64_t us, const char *err)
+{
+    struct sandbox_op *op = arg;
+    struct sandbox *sb = op->sb;
+    if (op->d->shutting_down)
+        return;
+    if (rc)
+        log_warn("adaptor", "StopVM: sandbox %s: removing the pod network tunnel: %s", sb->id, err);
+    else
+        log_info("adaptor", "sandbox %s: vxlan tunnel (VNI %u) removed%s in %llu us", sb->id, sb->vni,
+                 gone ? " (pod network namespace already gone)" : "", (unsigned long long)us);
+    stop_destroy(op);
+}
+
 static void stop_saved(void *arg, int err)
 {
     struct sandbox_op *op = arg;
@@ -589,11 +742,13 @@ static void stop_saved(void *arg, int err)
     if (err)
         log_error("adaptor", "sandbox %s: persisting the stopping state: %s; deleting anyway", sb->id,
                   strerror(err));
-    if (!sb->inst.name[0]) {
-        stop_deleted(op, NULL);
-        return;
+    if (sb->vni && sb->netns_path[0]) {
+        struct network_tunnel t = tunnel_of(sb);
+        if (network_teardown(op->d->net, &t, stop_net_done, op) == 0)
+            return;
+        log_warn("adaptor", "sandbox %s: cannot queue the tunnel teardown (out of memory)", sb->id);
     }
-    op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, stop_deleted, op);
+    stop_destroy(op);
 }
 
 static void stop_run(struct sandbox_op *op)
@@ -641,6 +796,27 @@ static void rollback_deleted(void *arg, const struct provider_error *err)
     save(op, rollback_saved);
 }
 
+static void rollback_destroy(struct sandbox_op *op)
+{
+    if (!op->sb->inst.name[0]) {
+        op_done(op);
+        return;
+    }
+    op->d->pops->destroy(op->d->prov, op->sb->inst.name, op->sb->inst.id, rollback_deleted, op);
+}
+
+static void rollback_net_done(void *arg, int rc, bool gone, uint64_t us, const char *err)
+{
+    struct sandbox_op *op = arg;
+    (void)gone;
+    (void)us;
+    if (op->d->shutting_down)
+        return;
+    if (rc)
+        log_warn("adaptor", "sandbox %s: removing the tunnel of an interrupted StartVM: %s", op->sb->id, err);
+    rollback_destroy(op);
+}
+
 static void op_run(struct sandbox_op *op)
 {
     switch (op->kind) {
@@ -653,11 +829,16 @@ static void op_run(struct sandbox_op *op)
     case OP_CREATE: /* runs from its handler, never from the queue */
         break;
     case OP_ROLLBACK:
-        if (!op->sb->inst.name[0] || op->sb->phase != SANDBOX_FAILED) {
+        if (op->sb->phase != SANDBOX_FAILED) {
             op_done(op);
             break;
         }
-        op->d->pops->destroy(op->d->prov, op->sb->inst.name, op->sb->inst.id, rollback_deleted, op);
+        if (op->sb->vni && op->sb->netns_path[0]) {
+            struct network_tunnel t = tunnel_of(op->sb);
+            if (network_teardown(op->d->net, &t, rollback_net_done, op) == 0)
+                break;
+        }
+        rollback_destroy(op);
         break;
     }
 }
@@ -681,7 +862,7 @@ static void recover_one(struct sandbox *sb, void *arg)
     }
     if (sb->phase == SANDBOX_STOPPING)
         kind = OP_STOP;
-    else if (sb->phase == SANDBOX_FAILED && sb->inst.name[0])
+    else if (sb->phase == SANDBOX_FAILED && (sb->inst.name[0] || sb->vni))
         kind = OP_ROLLBACK;
     else
         return;
@@ -789,21 +970,29 @@ static void handle_version(struct ttrpc_call *call, const uint8_t *p, size_t n, 
 }
 
 /* The pod VM's user-data for sb, into sb->userdata. Returns 0 or a gRPC code with err. */
-static int document_build(struct daemon *d, struct sandbox *sb, char *err, size_t errlen)
+static int document_build(struct daemon *d, struct sandbox *sb, const struct podnet *pn, char *err, size_t errlen)
 {
     char vm_name[INSTANCE_NAME_MAX + 1];
     if (instance_name_generate(vm_name, sizeof(vm_name), sb->pod.pod_name, sb->id, INSTANCE_NAME_MAX)) {
         snprintf(err, errlen, "cannot derive the VM name");
         return TTRPC_INTERNAL;
     }
-    /* The worker-node side of pod-network (netns inspection, VNI allocation) is not wired
-     * in yet: the tunnel fields stay empty apart from the VXLAN settings. */
-    struct userdata_pod_network net = {
-        .tunnel_type = "vxlan",
-        .vxlan_port = (int)d->cfg.vxlan_port,
-        .vxlan_id = (int)d->cfg.vxlan_min_id,
-        .external_net_via_pod_vm = d->cfg.ext_network_via_podvm,
-    };
+    /* Without a network namespace (never from kata; tests and dev runs) the pod gets no
+     * tunnel: only the VXLAN settings are filled in. */
+    struct userdata_pod_network net = {0};
+    struct podnet_text *txt = NULL;
+    if (pn) {
+        if (!(txt = malloc(sizeof(*txt)))) {
+            snprintf(err, errlen, "out of memory");
+            return TTRPC_RESOURCE_EXHAUSTED;
+        }
+        podnet_to_userdata(pn, txt, &net);
+    }
+    net.tunnel_type = "vxlan";
+    net.vxlan_port = (int)d->cfg.vxlan_port;
+    net.vxlan_id = (int)(sb->vni ? sb->vni : d->cfg.vxlan_min_id);
+    net.index = (int)(sb->vni ? sb->vni - network_vni_min(d->net) : 0);
+    net.external_net_via_pod_vm = d->cfg.ext_network_via_podvm;
     struct vmdoc_input in = {
         .cfg = &d->cfg,
         .tls = d->tls,
@@ -814,6 +1003,7 @@ static int document_build(struct daemon *d, struct sandbox *sb, char *err, size_
     };
     struct vmdoc_result r;
     int code = vmdoc_build(&in, &r, err, errlen);
+    free(txt);
     if (code)
         return code;
     size_t limit = d->pops->userdata_limit ? d->pops->userdata_limit(d->prov) : 0;
@@ -839,6 +1029,52 @@ static int document_build(struct daemon *d, struct sandbox *sb, char *err, size_
     sb->userdata_len = r.len;
     r.doc = NULL;
     return 0;
+}
+
+/* Ends a CreateVM that wrote nothing to disk: the record leaves the store. */
+static void create_abort(struct sandbox_op *op, int code, const char *msg)
+{
+    log_warn("adaptor", "CreateVM: sandbox %s: %s", op->sb->id, msg);
+    op_fail(op, code, "%s", msg);
+    op->sb->phase = SANDBOX_GONE;
+    op_done(op);
+}
+
+static void create_inspected(void *arg, int rc, const struct podnet *pn, const char *ierr)
+{
+    struct sandbox_op *op = arg;
+    struct daemon *d = op->d;
+    struct sandbox *sb = op->sb;
+    char err[512];
+    if (d->shutting_down)
+        return;
+    if (rc) {
+        snprintf(err, sizeof(err), "inspecting the pod network: %s", ierr);
+        create_abort(op, TTRPC_FAILED_PRECONDITION, err);
+        return;
+    }
+    if (pn) {
+        uint32_t vni;
+        if (network_vni_take(d->net, &vni, err, sizeof(err))) {
+            create_abort(op, TTRPC_RESOURCE_EXHAUSTED, err);
+            return;
+        }
+        sb->vni = vni; /* released with the record */
+        snprintf(sb->pod_if, sizeof(sb->pod_if), "%s", pn->ifname);
+        sb->net_dedicated = pn->dedicated;
+        char ip[16];
+        struct in_addr a = {.s_addr = pn->pod_ip};
+        inet_ntop(AF_INET, &a, ip, sizeof(ip));
+        log_info("adaptor", "sandbox %s: pod network %s/%u on %s, %zu routes, %zu neighbours, MTU %u; VNI %u", sb->id,
+                 ip, pn->pod_prefix, pn->ifname, pn->n_routes, pn->n_neighbors, pn->mtu, vni);
+    }
+    int code = document_build(d, sb, pn, err, sizeof(err));
+    if (code) {
+        create_abort(op, code, err);
+        return;
+    }
+    if (sandbox_store_save_userdata(&d->store, sb, create_saved, op))
+        create_saved(op, ENOMEM);
 }
 
 static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
@@ -894,25 +1130,27 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
         ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "%s", err);
         goto out;
     }
-    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s (netns %s)", sb->id, sb->pod.pod_name,
-             sb->pod.pod_namespace, sb->netns_path);
-    int code = document_build(d, sb, err, sizeof(err));
-    if (code) {
-        log_warn("adaptor", "CreateVM: sandbox %s: %s", sb->id, err);
-        ttrpc_call_fail(call, code, "%s", err);
-        goto out;
-    }
     struct sandbox_op *op = op_new(d, sb, OP_CREATE, call);
     if (!op) {
         ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
+    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s (netns %s)", sb->id, sb->pod.pod_name,
+             sb->pod.pod_namespace, sb->netns_path);
+    /* In the store from now on: a second CreateVM of the id is refused, StartVM queues. */
     sandbox_store_insert(&d->store, sb);
     sb->phase = SANDBOX_CREATED;
     sb->op = op;
-    if (sandbox_store_save_userdata(&d->store, sb, create_saved, op))
-        create_saved(op, ENOMEM);
+    struct sandbox *mine = sb;
     sb = NULL;
+    if (!mine->netns_path[0]) {
+        log_warn("adaptor", "CreateVM: sandbox %s has no network namespace path: the pod gets no network tunnel",
+                 mine->id);
+        create_inspected(op, 0, NULL, NULL);
+    } else if (network_inspect(d->net, mine->netns_path, create_inspected, op)) {
+        create_abort(op, TTRPC_RESOURCE_EXHAUSTED, "cannot queue the pod network inspection (out of memory or "
+                                                   "network namespace path too long)");
+    }
 out:
     sandbox_free(sb);
     free(ann);

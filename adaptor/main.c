@@ -13,6 +13,7 @@
 #include "gc.h"
 #include "hypervisor.h"
 #include "log.h"
+#include "network.h"
 #include "notify.h"
 
 #ifndef CAA_VERSION
@@ -174,6 +175,41 @@ static void on_signal(uv_signal_t *s, int signum)
     daemon_stop(d);
 }
 
+struct vni_list {
+    uint32_t *v;
+    size_t n, cap;
+};
+
+static void vni_collect(struct sandbox *sb, void *arg)
+{
+    struct vni_list *l = arg;
+    if (sb->vni && l->n < l->cap)
+        l->v[l->n++] = sb->vni;
+}
+
+/* Pod networking: the VNIs the records hold and those found on the node are never handed
+ * out again (DECISIONS 8). */
+static int network_start(struct daemon *d, char *err, size_t errlen)
+{
+    struct network_config nc = {
+        .vxlan_min_id = (uint32_t)d->cfg.vxlan_min_id,
+        .vxlan_port = (uint16_t)d->cfg.vxlan_port,
+        .host_interface = d->cfg.host_interface,
+        .pod_subnet_cidrs = d->cfg.pod_subnet_cidrs,
+    };
+    if (!(d->net = network_new(d->loop, &nc, err, errlen)))
+        return -1;
+    struct vni_list l = {.cap = d->store.count ? d->store.count : 1};
+    if (!(l.v = calloc(l.cap, sizeof(*l.v)))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sandbox_store_foreach(&d->store, vni_collect, &l);
+    network_reconcile(d->net, l.v, l.n);
+    free(l.v);
+    return 0;
+}
+
 static int daemon_run(struct daemon *d)
 {
     char err[1024];
@@ -230,6 +266,10 @@ static int daemon_run(struct daemon *d)
     }
     if (loaded)
         log_info("adaptor", "loaded %d sandbox records from %s", loaded, d->cfg.pods_dir);
+    if (network_start(d, err, sizeof(err))) {
+        fprintf(stderr, "cloud-api-adaptor: %s\n", err);
+        goto out_store;
+    }
     int fd = socket_listen(d, err, sizeof(err));
     if (fd < 0) {
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
@@ -266,6 +306,8 @@ out_server:
     d->server = NULL;
 out_store:
     sandbox_store_free(&d->store);
+    network_free(d->net);
+    d->net = NULL;
 out_provider:
     if (d->prov)
         d->pops->shutdown(d->prov);

@@ -127,13 +127,14 @@ char *sandbox_json_encode(const struct sandbox *sb)
     for (unsigned i = 0; ips && i < sb->inst.n_ips && i < PROVIDER_IPS_MAX; i++)
         json_array_append_new(ips, json_string(sb->inst.ips[i]));
     const struct pod_spec *p = &sb->pod;
-    json_t *o = json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:b, s:s?, s:I, s:I,"
+    json_t *o = json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:b, s:s?, s:I, s:s, s:b, s:I, s:I,"
                           " s:{s:s, s:s, s:o}}",
                           "version", 1, "id", sb->id, "phase", sandbox_phase_name(sb->phase), "pod_name",
                           p->pod_name, "pod_namespace", p->pod_namespace, "machine_type", p->machine_type,
                           "image", p->image, "gpu_model", p->gpu_model, "vcpus", (json_int_t)p->vcpus,
                           "memory_mib", (json_int_t)p->memory_mib, "gpus", (json_int_t)p->gpus,
-                          "gpus_annotated", p->gpus_annotated, "netns", sb->netns_path, "created",
+                          "gpus_annotated", p->gpus_annotated, "netns", sb->netns_path, "vni",
+                          (json_int_t)sb->vni, "pod_if", sb->pod_if, "net_dedicated", sb->net_dedicated, "created",
                           (json_int_t)sb->created_unix, "delete_attempts", (json_int_t)sb->delete_attempts,
                           "instance", "name", sb->inst.name, "id", sb->inst.id, "ips", ips);
     if (!o)
@@ -206,6 +207,12 @@ int sandbox_json_decode(struct sandbox *sb, const char *text, size_t len, char *
     p->memory_mib = u32_field(o, "memory_mib");
     p->gpus = u32_field(o, "gpus");
     p->gpus_annotated = json_is_true(json_object_get(o, "gpus_annotated"));
+    sb->vni = u32_field(o, "vni");
+    sb->net_dedicated = json_is_true(json_object_get(o, "net_dedicated"));
+    if (copy_field(o, "pod_if", sb->pod_if, sizeof(sb->pod_if)) || (sb->vni && !sb->pod_if[0])) {
+        snprintf(err, errlen, "bad pod network fields (vni, pod_if)");
+        goto out;
+    }
     json_t *created = json_object_get(o, "created");
     sb->created_unix = json_is_integer(created) ? json_integer_value(created) : 0;
     sb->delete_attempts = u32_field(o, "delete_attempts");

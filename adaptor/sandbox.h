@@ -48,6 +48,10 @@ struct sandbox {
     enum sandbox_phase phase;
     struct pod_spec pod; /* owned; initdata is never persisted */
     char *netns_path;    /* owned, may be "" */
+    /* Pod network (vxlan/): vni 0 when the sandbox has none (no netns path). */
+    uint32_t vni;
+    char pod_if[16];     /* the CNI interface in netns_path */
+    bool net_dedicated;  /* tunnel to the VM's second address */
     struct provider_instance inst;
     int64_t created_unix;
     unsigned delete_attempts;

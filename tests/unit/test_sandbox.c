@@ -143,6 +143,9 @@ static struct sandbox *make_full(const char *id, enum sandbox_phase phase)
     sb->pod.gpus = 1;
     sb->pod.gpus_annotated = true;
     sb->netns_path = strdup("/var/run/netns/cni-1234");
+    sb->vni = 555123;
+    snprintf(sb->pod_if, sizeof(sb->pod_if), "eth0");
+    sb->net_dedicated = true;
     snprintf(sb->inst.name, sizeof(sb->inst.name), "podvm-nginx-866fdb5b-%.8s", id);
     snprintf(sb->inst.id, sizeof(sb->inst.id), "/subscriptions/s/resourceGroups/g/providers/vm/%s", id);
     snprintf(sb->inst.ips[0], sizeof(sb->inst.ips[0]), "10.0.0.4");
@@ -167,6 +170,9 @@ static void assert_same_record(const struct sandbox *a, const struct sandbox *b)
     assert_int_equal(a->pod.gpus, b->pod.gpus);
     assert_int_equal(a->pod.gpus_annotated, b->pod.gpus_annotated);
     assert_string_equal(a->netns_path, b->netns_path);
+    assert_int_equal(a->vni, b->vni);
+    assert_string_equal(a->pod_if, b->pod_if);
+    assert_int_equal(a->net_dedicated, b->net_dedicated);
     assert_string_equal(a->inst.name, b->inst.name);
     assert_string_equal(a->inst.id, b->inst.id);
     assert_int_equal(a->inst.n_ips, b->inst.n_ips);

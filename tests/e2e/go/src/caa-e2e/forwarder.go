@@ -195,6 +195,12 @@ func StartForwarderAt(addr, fakeDir string, withTLS bool) (*Forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
+	return StartForwarderOn(ln, fakeDir, withTLS)
+}
+
+// StartForwarderOn serves the stand-in pod VM on a listener the caller made (for
+// instance inside a pod VM's network namespace).
+func StartForwarderOn(ln net.Listener, fakeDir string, withTLS bool) (*Forwarder, error) {
 	f := &Forwarder{ln: ln, Port: ln.Addr().(*net.TCPAddr).Port, TLS: withTLS, fakeDir: fakeDir,
 		release: make(chan struct{})}
 	srv, err := ttrpc.NewServer()

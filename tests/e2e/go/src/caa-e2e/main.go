@@ -45,7 +45,14 @@ func run() (rc int) {
 	demoSock := flag.String("demo", "", "play the kata shim for one pod against the daemon at this socket (make demo)")
 	serveFw := flag.String("forwarder", "", "serve the stand-in pod VM (plain TCP forwarder + agent) on this port until killed")
 	bench := flag.Int("bench", 0, "run the relay benchmark with this many rounds (tests/bench/relay.sh)")
+	mirror := flag.String("mirror", "", "build the pod VM side of the VXLAN pod network this apf.json describes, then exit")
+	mirrorVM := flag.String("mirror-vm-netns", "", "with -mirror: the VM host network namespace path")
+	mirrorPod := flag.String("mirror-pod-netns", "", "with -mirror: the VM pod network namespace path")
+	mirrorDown := flag.Bool("mirror-teardown", false, "with -mirror: delete what -mirror built instead")
 	flag.Parse()
+	if *mirror != "" {
+		return runMirror(*mirror, *mirrorVM, *mirrorPod, *mirrorDown)
+	}
 	if *bench > 0 {
 		return runBench(*daemon, *bench, 2000, 20)
 	}
@@ -75,6 +82,7 @@ func run() (rc int) {
 	}()
 
 	all := append(append(append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...), relayScenarios()...), libvirtdScenarios()...)
+	all = append(all, vxlanScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)
