@@ -14,10 +14,15 @@
 
 #define RULES_MAX 4096
 
+/* The rules of our table as last seen, so a setup or teardown is one nft transaction (no
+ * listing first); any failure drops the cache and the next call lists the table again. */
 struct notrack {
     struct nft_ctx *ctx;
     pthread_mutex_t mu;
-    struct notrack_rule rules[RULES_MAX]; /* scratch, under mu */
+    bool cached;
+    int n;
+    struct notrack_rule rules[RULES_MAX]; /* under mu */
+    struct notrack_rule echo[8];          /* scratch, under mu */
 };
 
 uint32_t notrack_comment_vni(const char *c)
@@ -50,6 +55,8 @@ int notrack_rules_parse(const char *json, size_t len, struct notrack_rule *out, 
     json_t *item;
     json_array_foreach(arr, i, item) {
         json_t *rule = json_object_get(item, "rule");
+        if (!rule) /* the echo of an added rule */
+            rule = json_object_get(json_object_get(item, "add"), "rule");
         if (!json_is_object(rule))
             continue;
         const char *table = json_string_value(json_object_get(rule, "table"));
@@ -85,7 +92,7 @@ struct notrack *notrack_new(void)
         free(nt);
         return NULL;
     }
-    nft_ctx_output_set_flags(nt->ctx, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
+    nft_ctx_output_set_flags(nt->ctx, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE | NFT_CTX_OUTPUT_ECHO);
     return nt;
 }
 
@@ -111,41 +118,39 @@ static int run(struct notrack *nt, const char *cmd, const char *what, char *err,
     return -1;
 }
 
-/* Rules of our table into nt->rules; 0 rules when the table does not exist. Under mu. */
+/* Fills the cache from the kernel; an absent table is an empty one. Under mu. */
 static int list(struct notrack *nt, char *err, size_t errlen)
 {
-    if (run(nt, "list tables ip", "listing tables", err, errlen))
-        return -1;
-    const char *out = nft_ctx_get_output_buffer(nt->ctx);
-    json_t *root = json_loads(out ? out : "", 0, NULL);
-    json_t *arr = json_object_get(root, "nftables");
-    bool have = false;
-    size_t i;
-    json_t *item;
-    json_array_foreach(arr, i, item) {
-        const char *name = json_string_value(json_object_get(json_object_get(item, "table"), "name"));
-        have |= name && !strcmp(name, NOTRACK_TABLE);
-    }
-    json_decref(root);
-    if (!have)
+    nt->cached = false;
+    if (run(nt, "list table ip " NOTRACK_TABLE, "listing table " NOTRACK_TABLE, err, errlen)) {
+        if (!strstr(err, "No such file or directory"))
+            return -1;
+        nt->n = 0;
+        nt->cached = true;
         return 0;
-    if (run(nt, "list table ip " NOTRACK_TABLE, "listing table " NOTRACK_TABLE, err, errlen))
-        return -1;
-    out = nft_ctx_get_output_buffer(nt->ctx);
+    }
+    const char *out = nft_ctx_get_output_buffer(nt->ctx);
     int n = notrack_rules_parse(out ? out : "", out ? strlen(out) : 0, nt->rules, RULES_MAX);
     if (n < 0 || n > RULES_MAX) {
         snprintf(err, errlen, "nftables: table %s: %s", NOTRACK_TABLE,
                  n < 0 ? "unreadable listing" : "more rules than this daemon manages");
         return -1;
     }
-    return n;
+    nt->n = n;
+    nt->cached = true;
+    return 0;
 }
 
-/* Appends "delete rule" commands for vni's rules to buf; returns how many. */
-static int delete_cmds(const struct notrack *nt, int n, uint32_t vni, char *buf, size_t cap, size_t *off)
+static int cache(struct notrack *nt, char *err, size_t errlen)
+{
+    return nt->cached ? 0 : list(nt, err, errlen);
+}
+
+/* Appends "delete rule" commands for vni's cached rules to buf; returns how many. */
+static int delete_cmds(const struct notrack *nt, uint32_t vni, char *buf, size_t cap, size_t *off)
 {
     int k = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < nt->n; i++) {
         if (nt->rules[i].vni != vni)
             continue;
         int w = snprintf(buf + *off, cap - *off, "delete rule ip " NOTRACK_TABLE " %s handle %llu\n",
@@ -158,6 +163,54 @@ static int delete_cmds(const struct notrack *nt, int n, uint32_t vni, char *buf,
     return k;
 }
 
+static void cache_drop_vni(struct notrack *nt, uint32_t vni)
+{
+    int j = 0;
+    for (int i = 0; i < nt->n; i++)
+        if (nt->rules[i].vni != vni)
+            nt->rules[j++] = nt->rules[i];
+    nt->n = j;
+}
+
+static int add_once(struct notrack *nt, uint32_t vni, const char *ip, uint16_t port, char *err, size_t errlen)
+{
+    if (cache(nt, err, errlen))
+        return -1;
+    char cmd[2048];
+    size_t off = (size_t)snprintf(cmd, sizeof(cmd),
+                                  "add table ip " NOTRACK_TABLE "\n"
+                                  "add chain ip " NOTRACK_TABLE
+                                  " output { type filter hook output priority raw; policy accept; }\n"
+                                  "add chain ip " NOTRACK_TABLE
+                                  " prerouting { type filter hook prerouting priority raw; policy accept; }\n");
+    int w;
+    if (delete_cmds(nt, vni, cmd, sizeof(cmd), &off) < 0 ||
+        (w = snprintf(cmd + off, sizeof(cmd) - off,
+                      "add rule ip " NOTRACK_TABLE
+                      " output ip daddr %s udp dport %u notrack comment \"peerpod [vni:%u]\"\n"
+                      "add rule ip " NOTRACK_TABLE
+                      " prerouting ip saddr %s udp dport %u notrack comment \"peerpod [vni:%u]\"\n",
+                      ip, port, vni, ip, port, vni)) < 0 ||
+        (size_t)w >= sizeof(cmd) - off) {
+        snprintf(err, errlen, "nftables: too many rules for VNI %u in table %s", vni, NOTRACK_TABLE);
+        return -1;
+    }
+    if (run(nt, cmd, "adding the conntrack bypass rules", err, errlen)) {
+        nt->cached = false;
+        return -1;
+    }
+    cache_drop_vni(nt, vni);
+    const char *out = nft_ctx_get_output_buffer(nt->ctx);
+    int k = notrack_rules_parse(out ? out : "", out ? strlen(out) : 0, nt->echo, 8);
+    if (k != 2 || nt->n + k > RULES_MAX) {
+        nt->cached = false; /* no echo to learn the handles from: list next time */
+        return 0;
+    }
+    memcpy(&nt->rules[nt->n], nt->echo, 2 * sizeof(nt->echo[0]));
+    nt->n += 2;
+    return 0;
+}
+
 int notrack_add(struct notrack *nt, uint32_t vni, uint32_t remote, uint16_t port, char *err, size_t errlen)
 {
     char ip[16];
@@ -166,58 +219,45 @@ int notrack_add(struct notrack *nt, uint32_t vni, uint32_t remote, uint16_t port
         snprintf(err, errlen, "nftables: bad tunnel parameters");
         return -1;
     }
-    char cmd[2048];
-    size_t off = 0;
-    int rc = -1;
     pthread_mutex_lock(&nt->mu);
-    int n = list(nt, err, errlen);
-    if (n < 0)
-        goto out;
-    int w = snprintf(cmd, sizeof(cmd),
-                     "add table ip " NOTRACK_TABLE "\n"
-                     "add chain ip " NOTRACK_TABLE " output { type filter hook output priority raw; policy accept; }\n"
-                     "add chain ip " NOTRACK_TABLE
-                     " prerouting { type filter hook prerouting priority raw; policy accept; }\n");
-    off = (size_t)w;
-    if (delete_cmds(nt, n, vni, cmd, sizeof(cmd), &off) < 0)
-        goto toolong;
-    w = snprintf(cmd + off, sizeof(cmd) - off,
-                 "add rule ip " NOTRACK_TABLE " output ip daddr %s udp dport %u notrack comment \"peerpod [vni:%u]\"\n"
-                 "add rule ip " NOTRACK_TABLE
-                 " prerouting ip saddr %s udp dport %u notrack comment \"peerpod [vni:%u]\"\n",
-                 ip, port, vni, ip, port, vni);
-    if (w < 0 || (size_t)w >= sizeof(cmd) - off)
-        goto toolong;
-    rc = run(nt, cmd, "adding the conntrack bypass rules", err, errlen);
-    goto out;
-toolong:
-    snprintf(err, errlen, "nftables: too many rules for VNI %u in table %s", vni, NOTRACK_TABLE);
-out:
+    bool was_cached = nt->cached;
+    int rc = add_once(nt, vni, ip, port, err, errlen);
+    if (rc && was_cached) /* the cache may have been stale: once more from a fresh listing */
+        rc = add_once(nt, vni, ip, port, err, errlen);
     pthread_mutex_unlock(&nt->mu);
     return rc;
 }
 
-int notrack_del(struct notrack *nt, uint32_t vni, char *err, size_t errlen)
+static int del_once(struct notrack *nt, uint32_t vni, char *err, size_t errlen)
 {
+    if (cache(nt, err, errlen))
+        return -1;
     char cmd[2048];
     size_t off = 0;
-    int rc = -1;
-    pthread_mutex_lock(&nt->mu);
-    int n = list(nt, err, errlen);
-    if (n < 0)
-        goto out;
-    int k = delete_cmds(nt, n, vni, cmd, sizeof(cmd), &off);
+    int k = delete_cmds(nt, vni, cmd, sizeof(cmd), &off);
     if (k < 0) {
         snprintf(err, errlen, "nftables: too many rules for VNI %u in table %s", vni, NOTRACK_TABLE);
-        goto out;
+        return -1;
     }
-    rc = 0;
     if (k == 0)
-        goto out;
-    if (k == n) /* the last ones: the table goes too */
-        off = (size_t)snprintf(cmd, sizeof(cmd), "delete table ip " NOTRACK_TABLE "\n");
-    rc = run(nt, cmd, "removing the conntrack bypass rules", err, errlen);
-out:
+        return 0;
+    if (k == nt->n) /* the last ones: the table goes too */
+        snprintf(cmd, sizeof(cmd), "delete table ip " NOTRACK_TABLE "\n");
+    if (run(nt, cmd, "removing the conntrack bypass rules", err, errlen)) {
+        nt->cached = false;
+        return -1;
+    }
+    cache_drop_vni(nt, vni);
+    return 0;
+}
+
+int notrack_del(struct notrack *nt, uint32_t vni, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&nt->mu);
+    bool was_cached = nt->cached;
+    int rc = del_once(nt, vni, err, errlen);
+    if (rc && was_cached)
+        rc = del_once(nt, vni, err, errlen);
     pthread_mutex_unlock(&nt->mu);
     return rc;
 }
@@ -225,9 +265,9 @@ out:
 int notrack_vnis(struct notrack *nt, uint32_t *out, size_t cap, char *err, size_t errlen)
 {
     pthread_mutex_lock(&nt->mu);
-    int n = list(nt, err, errlen);
+    int rc = list(nt, err, errlen);
     int k = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; !rc && i < nt->n; i++) {
         uint32_t v = nt->rules[i].vni;
         bool seen = v == 0;
         for (int j = 0; j < i && !seen; j++)
@@ -239,5 +279,5 @@ int notrack_vnis(struct notrack *nt, uint32_t *out, size_t cap, char *err, size_
         k++;
     }
     pthread_mutex_unlock(&nt->mu);
-    return n < 0 ? -1 : k;
+    return rc ? -1 : k;
 }

@@ -26,7 +26,7 @@ make -s all build/test/caa-e2e >/dev/null || { say "build failed; run make to se
 
 tag="caa-demo-$$"
 work="$(mktemp -d /tmp/cd.XXXXXX)" # short: agent socket paths must fit 108 bytes
-worker="$tag-node" podns="$tag-pod" vmns="$tag-vm"
+worker="$tag-node" podns="$tag-pod" vmns="$tag-vm" vmpodns="$tag-vmpod"
 daemon_pid=""
 cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
@@ -35,28 +35,32 @@ cleanup() {
         kill -KILL "$daemon_pid" 2>/dev/null
     fi
     local n p
-    for n in "$worker" "$podns" "$vmns"; do
+    for n in "$worker" "$podns" "$vmns" "$vmpodns"; do
         for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
         ip netns del "$n" 2>/dev/null
     done
     rm -rf "$work"
-    say "cleaned up: daemon stopped, namespaces $worker $podns $vmns and $work removed"
+    say "cleaned up: daemon stopped, namespaces $worker $podns $vmns $vmpodns and $work removed"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "namespaces: node $worker, pod $podns, pod VM $vmns"
-ip netns add "$worker" && ip netns add "$podns" && ip netns add "$vmns" || exit 1
-for n in "$worker" "$podns" "$vmns"; do ip -n "$n" link set lo up; done
+say "namespaces: node $worker, pod $podns, pod VM $vmns (its pod namespace $vmpodns)"
+ip netns add "$worker" && ip netns add "$podns" && ip netns add "$vmns" && ip netns add "$vmpodns" || exit 1
+for n in "$worker" "$podns" "$vmns" "$vmpodns"; do ip -n "$n" link set lo up; done
 # node <-> pod VM: the libvirt network's subnet, as the test driver reports the VM's address.
 ip link add "demo$$n" netns "$worker" type veth peer name "demo$$v" netns "$vmns" || exit 1
 ip -n "$worker" addr add 192.168.122.1/24 dev "demo$$n" && ip -n "$worker" link set "demo$$n" up
 ip -n "$vmns" addr add 192.168.122.3/24 dev "demo$$v" && ip -n "$vmns" link set "demo$$v" up
+# The node's primary interface is its default-route device; the route leads only into the
+# pod VM namespace, which routes nowhere.
+ip -n "$worker" route add default via 192.168.122.3 dev "demo$$n" || exit 1
 # The pod: as the CNI leaves it.
 ip link add "demo$$p" netns "$podns" type veth peer name "demo$$w" netns "$worker" || exit 1
 ip -n "$podns" link set "demo$$p" name eth0
 ip -n "$podns" addr add 10.244.1.5/24 dev eth0 && ip -n "$podns" link set eth0 up
-ip -n "$worker" link set "demo$$w" up
+ip -n "$worker" addr add 10.244.1.1/24 dev "demo$$w" && ip -n "$worker" link set "demo$$w" up
+ip -n "$podns" route add default via 10.244.1.1 || exit 1
 
 notify="$work/notify.sock"
 # systemd-style readiness: the daemon sends READY=1 once it serves.
@@ -93,7 +97,9 @@ if ! grep -q READY "$work/ready"; then
     exit 1
 fi
 say "daemon ready (pid $daemon_pid), socket $work/hypervisor.sock"
-build/test/caa-e2e -demo "$work/hypervisor.sock" -netns "/run/netns/$podns"
+DEMO_WORKER_NETNS="$worker" DEMO_POD_IP=10.244.1.5 DEMO_DATA_DIR="$work/libvirt" \
+    DEMO_VM_NETNS="/run/netns/$vmns" DEMO_VMPOD_NETNS="/run/netns/$vmpodns" \
+    build/test/caa-e2e -demo "$work/hypervisor.sock" -netns "/run/netns/$podns"
 rc=$?
 if [ "$rc" -ne 0 ]; then
     say "a step failed; the daemon's log:"

@@ -6,6 +6,10 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -66,7 +70,22 @@ func runDemo(sock, netns string) int {
 			_, err := agentCallRaw(agentSock, "grpc.AgentService", "CreateSandbox", req, 300*time.Second, nil)
 			return "sandbox created in the pod VM's agent", err
 		}},
-		{name: "ping the pod VM over the VXLAN tunnel", todo: "this build has no VXLAN pod networking yet"},
+		{name: "pod VM builds its side of the tunnel", run: func() (string, error) {
+			return demoMirror(instanceName(pod, id))
+		}},
+		{name: "ping the pod IP from the node over VXLAN", run: func() (string, error) {
+			w := os.Getenv("DEMO_WORKER_NETNS")
+			if w == "" {
+				return "", fmt.Errorf("DEMO_WORKER_NETNS is not set")
+			}
+			out, err := exec.Command("timeout", "20", "ip", "netns", "exec", w, "ping", "-c", "3", "-i", "0.2", "-W", "2",
+				os.Getenv("DEMO_POD_IP")).CombinedOutput()
+			if err != nil {
+				return "", fmt.Errorf("%v: %s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			return "answered from the pod VM: " + lines[len(lines)-1], nil
+		}},
 		{name: "StopVM", run: func() (string, error) {
 			return "VM and its volumes deleted", callSock(sock, hypervisorService, "StopVM", &StopVMRequest{Id: id},
 				&StopVMResponse{}, optsPlain)
@@ -92,4 +111,35 @@ func runDemo(sock, netns string) int {
 	}
 	fmt.Printf("demo: %d steps done, %d not available yet\n", done, todo)
 	return 0
+}
+
+// demoMirror plays the pod VM's forwarder at boot: reads apf.json from the cidata ISO the
+// libvirt provider wrote and builds the VM side of the pod network (mirror.go).
+func demoMirror(vm string) (string, error) {
+	iso := filepath.Join(os.Getenv("DEMO_DATA_DIR"), vm+"-cloudinit.iso")
+	dir, err := os.MkdirTemp("", "demo-iso-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	if out, err := exec.Command("xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("reading %s: %v: %s", iso, err, out)
+	}
+	doc, err := os.ReadFile(filepath.Join(dir, "user-data"))
+	if err != nil {
+		return "", err
+	}
+	files, err := parseCloudConfig(doc)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		if f.Path == "/run/peerpod/apf.json" && f.Content != nil {
+			if err := BuildMirror([]byte(*f.Content), os.Getenv("DEMO_VM_NETNS"), os.Getenv("DEMO_VMPOD_NETNS")); err != nil {
+				return "", err
+			}
+			return "vxlan0 -> eth0 in " + filepath.Base(os.Getenv("DEMO_VMPOD_NETNS")) + " from apf.json", nil
+		}
+	}
+	return "", fmt.Errorf("no apf.json in %s", iso)
 }

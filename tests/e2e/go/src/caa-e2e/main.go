@@ -45,6 +45,7 @@ func run() (rc int) {
 	demoSock := flag.String("demo", "", "play the kata shim for one pod against the daemon at this socket (make demo)")
 	serveFw := flag.String("forwarder", "", "serve the stand-in pod VM (plain TCP forwarder + agent) on this port until killed")
 	bench := flag.Int("bench", 0, "run the relay benchmark with this many rounds (tests/bench/relay.sh)")
+	benchVx := flag.Int("bench-vxlan", 0, "run the VXLAN benchmark with this many pods (tests/bench/vxlan.sh, under tests/vxlan/run.sh)")
 	mirror := flag.String("mirror", "", "build the pod VM side of the VXLAN pod network this apf.json describes, then exit")
 	mirrorVM := flag.String("mirror-vm-netns", "", "with -mirror: the VM host network namespace path")
 	mirrorPod := flag.String("mirror-pod-netns", "", "with -mirror: the VM pod network namespace path")
@@ -102,6 +103,10 @@ func run() (rc int) {
 		if re == nil || re.MatchString(s.name) {
 			selected = append(selected, s)
 		}
+	}
+	if *benchVx > 0 {
+		n := *benchVx
+		selected = []scenario{{"bench_vxlan", func(t *T) { benchVxlan(t, n, 5) }}}
 	}
 
 	bin, err := filepath.Abs(*daemon)
@@ -172,6 +177,19 @@ func runOne(s scenario, bin string, timeout time.Duration, keep, verbose bool) b
 	t.killDaemons()
 	if t.fw != nil {
 		t.fw.Close()
+	}
+	// A sanitizer report anywhere in a daemon's log fails the scenario, whatever it checked.
+	t.mu.Lock()
+	started := append([]*Daemon(nil), t.daemons...)
+	t.mu.Unlock()
+	for _, d := range started {
+		if b, err := os.ReadFile(d.LogPath); err == nil {
+			for _, bad := range []string{"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"} {
+				if strings.Contains(string(b), bad) {
+					t.Errorf("daemon #%d log has a sanitizer report (%q): %s", d.Index, bad, d.LogPath)
+				}
+			}
+		}
 	}
 	dur := time.Since(began).Round(time.Millisecond)
 
