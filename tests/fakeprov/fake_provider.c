@@ -17,6 +17,7 @@ struct fake_options {
     int64_t delete_delay_ns;
     int64_t userdata_limit;
     const char *ip;
+    bool address_early;
 };
 
 struct provider_op {
@@ -25,7 +26,7 @@ struct provider_op {
     struct provider_instance inst;
     struct provider_create_cbs cbs;
     void *arg;
-    bool cancelled;
+    bool cancelled, addressed;
     struct provider_op *next, *prev;
 };
 
@@ -57,6 +58,8 @@ static void *fake_options_new(struct config_registry *reg)
     rc |= config_registry_add(reg, "fake-create-fail", NULL, CONFIG_BOOL, "false", "creates fail after the delay", &o->create_fail);
     rc |= config_registry_add(reg, "fake-delete-fail-count", NULL, CONFIG_INT, "0", "the first N deletes fail", &o->delete_fail_count);
     rc |= config_registry_add(reg, "fake-delete-delay", NULL, CONFIG_DURATION, "0s", "time a delete takes", &o->delete_delay_ns);
+    rc |= config_registry_add(reg, "fake-address-early", NULL, CONFIG_BOOL, "false",
+                              "report the address at once, before the create delay ends (as clouds do)", &o->address_early);
     rc |= config_registry_add(reg, "fake-ip", NULL, CONFIG_STRING, "127.0.0.1",
                               "address every instance gets (the test's stand-in forwarder listens there)", &o->ip);
     rc |= config_registry_add(reg, "fake-userdata-limit", NULL, CONFIG_INT, "0", "most bytes of base64 user-data accepted (0: any)", &o->userdata_limit);
@@ -137,6 +140,14 @@ static void op_unlink(struct provider_op *op)
 static void create_fire(uv_timer_t *t)
 {
     struct provider_op *op = (struct provider_op *)t;
+    if (op->p->o->address_early && !op->addressed && !op->cancelled) {
+        op->addressed = true;
+        if (op->cbs.on_address)
+            op->cbs.on_address(op->arg, &op->inst);
+        if (!op->cancelled)
+            uv_timer_start(t, create_fire, (uint64_t)(op->p->o->create_delay_ns / 1000000), 0);
+        return;
+    }
     op_unlink(op);
     struct provider_error e = {0};
     const struct provider_error *err = NULL;
@@ -180,7 +191,7 @@ static struct provider_op *fake_create(struct provider *p, const struct provider
     if (p->ops)
         p->ops->prev = op;
     p->ops = op;
-    uv_timer_start(&op->timer, create_fire, (uint64_t)(p->o->create_delay_ns / 1000000), 0);
+    uv_timer_start(&op->timer, create_fire, p->o->address_early ? 0 : (uint64_t)(p->o->create_delay_ns / 1000000), 0);
     return op;
 }
 

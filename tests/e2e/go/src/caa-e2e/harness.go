@@ -75,6 +75,7 @@ type T struct {
 	nextID   int
 	fw       *Forwarder // the stand-in pod VM, started with the scenario's first daemon
 	fwPort   int        // set by a scenario that starts its forwarder itself, later
+	env      []string   // extra KEY=value for every daemon of the scenario
 }
 
 // Errorf records a failure and lets the scenario continue.
@@ -251,7 +252,7 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 	cmd := exec.Command(t.daemonB, d.Args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.Env = daemonEnv(d.notifyPath)
+	cmd.Env = append(daemonEnv(d.notifyPath), t.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		nc.Close()
@@ -284,7 +285,7 @@ func daemonEnv(notify string) []string {
 	drop := map[string]bool{
 		"NOTIFY_SOCKET": true, "NODE_NAME": true, "POD_UID": true, "CLOUD_PROVIDER": true,
 		"REMOTE_HYPERVISOR_ENDPOINT": true, "PODS_DIR": true, "PEERPODS_LIMIT_PER_NODE": true,
-		"INITDATA": true, "CLOUD_CONFIG_VERIFY": true, "PROBE_PORT": true,
+		"INITDATA": true, "CLOUD_CONFIG_VERIFY": true, "PROBE_PORT": true, "VXLAN_PORT": true,
 		"KUBERNETES_SERVICE_HOST": true, "KUBERNETES_SERVICE_PORT": true,
 	}
 	var env []string

@@ -40,6 +40,9 @@ func vxlanScenarios() []scenario {
 		{"vxlan_restart_vnis", scVxlanRestart},
 		{"vxlan_inspect_errors", scVxlanInspectErrors},
 		{"vxlan_netns_gone_and_failed_start", scVxlanNetnsGone},
+		{"vxlan_create_fails_after_tunnel", scVxlanCreateFails},
+		{"vxlan_kill9_mid_start", scVxlanKill9MidStart},
+		{"vxlan_dedicated_needs_second_ip", scVxlanDedicated},
 	}
 }
 
@@ -591,14 +594,19 @@ func scVxlanBridge(t *T) {
 	tp := newVxTopo(t)
 	defer tp.destroy()
 	p1, p2 := tp.addBridgePod(1), tp.addBridgePod(2)
+	t.env = []string{"POD_SUBNET_CIDRS=10.96.0.0/12"}
 	d := tp.startDaemon(t.defaultDirs())
 	pn1 := tp.podUp(d, p1)
 	pn2 := tp.podUp(d, p2)
 	checkPodNetwork(t, p1, pn1, 4789, 555000)
 	checkPodNetwork(t, p2, pn2, 4789, 555001)
-	if pn1.MTU != 1500 || len(pn1.Routes) != 2 || pn1.Routes[0].Dst != "0.0.0.0/0" || pn1.Routes[0].GW != "10.244.1.1" ||
-		pn1.Routes[1].Dst != "10.244.1.0/24" || pn1.Routes[1].Protocol != "kernel" || pn1.Routes[1].Scope != "link" {
+	if pn1.MTU != 1500 || len(pn1.Routes) != 3 || pn1.Routes[0].Dst != "0.0.0.0/0" || pn1.Routes[0].GW != "10.244.1.1" ||
+		pn1.Routes[1].Dst != "10.244.1.0/24" || pn1.Routes[1].Protocol != "kernel" || pn1.Routes[1].Scope != "link" ||
+		pn1.Routes[2] != (podNetRoute{Dst: "10.96.0.0/12", GW: "10.244.1.1", Dev: "eth0"}) {
 		t.Errorf("pod1 routes/mtu: %+v mtu %d", pn1.Routes, pn1.MTU)
+	}
+	if out := t.must("ip", "-n", p1.vmpod, "route", "show", "10.96.0.0/12"); !strings.Contains(out, "via 10.244.1.1") {
+		t.Errorf("POD_SUBNET_CIDRS route not in the VM: %q", out)
 	}
 	for _, p := range []*vxPod{p1, p2} {
 		vni := 555000
@@ -662,7 +670,8 @@ func scVxlanPTP(t *T) {
 	tp := newVxTopo(t)
 	defer tp.destroy()
 	p := tp.addPTPPod(1)
-	d := tp.startDaemon(t.defaultDirs(), "-vxlan-port", "9000")
+	t.env = []string{"VXLAN_PORT=9000"} // as in the OpenShift example peer-pods-cm
+	d := tp.startDaemon(t.defaultDirs())
 	pn := tp.podUp(d, p)
 	checkPodNetwork(t, p, pn, 9000, 555000)
 	if pn.MTU != 1400 || len(pn.Neighbors) != 1 || pn.Neighbors[0].IP != "169.254.1.1" || pn.Neighbors[0].State != "permanent" {
@@ -810,6 +819,106 @@ func scVxlanNetnsGone(t *T) {
 		t.Errorf("vxlan1 left after a failed StartVM")
 	}
 	if err := d.StopVM(p2.id); err != nil {
+		t.Errorf("StopVM: %s", describeErr(err))
+	}
+	checkNoState(t, d)
+}
+
+// checkAllGone: no VM in the fake cloud, no tunnel in p's namespace, no NOTRACK rule.
+func checkAllGone(t *T, d *Daemon, p *vxPod) {
+	if fs, _ := filepath.Glob(filepath.Join(d.Dirs.FakeDir, "*")); len(fs) != 0 {
+		t.Errorf("the fake cloud still holds %v", fs)
+	}
+	checkNoTunnel(t, p)
+	if r := nftRules(t); r != nil {
+		t.Errorf("table peerpod left behind: %v", r)
+	}
+}
+
+// The cloud's create fails after the address was known and the tunnel made: StartVM fails
+// with the cloud's error and the tunnel goes with the VM.
+func scVxlanCreateFails(t *T) {
+	tp := newVxTopo(t)
+	defer tp.destroy()
+	p := tp.addBridgePod(1)
+	d := tp.startDaemon(t.defaultDirs(), "-fake-address-early", "-fake-create-delay", "1s", "-fake-create-fail")
+	if err := createIn(d, p, nsPath(p.ns)); err != nil {
+		t.Fatalf("CreateVM: %s", describeErr(err))
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.StartVM(p.id, optsStartVx) }()
+	if !waitFor(5*time.Second, func() bool { return linkJSON(t, p.ns, "vxlan1") != nil }) {
+		t.Fatalf("the tunnel was not set up while the VM was still being created")
+	}
+	err := <-errc
+	if err == nil || !strings.Contains(describeErr(err), "injected create failure") {
+		t.Errorf("StartVM: %s", describeErr(err))
+	}
+	checkAllGone(t, d, p)
+	if err := d.StopVM(p.id); err != nil {
+		t.Errorf("StopVM: %s", describeErr(err))
+	}
+	checkNoState(t, d)
+}
+
+// kill -9 while the VM is still being created but its tunnel exists: the restarted daemon
+// rolls both back.
+func scVxlanKill9MidStart(t *T) {
+	tp := newVxTopo(t)
+	defer tp.destroy()
+	p := tp.addBridgePod(1)
+	dirs := t.defaultDirs()
+	d := tp.startDaemon(dirs, "-fake-address-early", "-fake-create-delay", "60s")
+	if err := createIn(d, p, nsPath(p.ns)); err != nil {
+		t.Fatalf("CreateVM: %s", describeErr(err))
+	}
+	go d.StartVM(p.id, optsStartVx)
+	if !waitFor(5*time.Second, func() bool { return linkJSON(t, p.ns, "vxlan1") != nil && len(nftRules(t)) == 2 }) {
+		t.Fatalf("the tunnel was not set up while the VM was still being created")
+	}
+	d.Kill()
+	d = tp.startDaemonAgain(dirs)
+	if !waitFor(10*time.Second, func() bool {
+		fs, _ := filepath.Glob(filepath.Join(dirs.FakeDir, "*"))
+		return len(fs) == 0 && linkJSON(t, p.ns, "vxlan1") == nil && nftRules(t) == nil
+	}) {
+		t.Errorf("the interrupted start was not rolled back")
+	}
+	checkAllGone(t, d, p)
+	if err := d.StopVM(p.id); err != nil {
+		t.Errorf("StopVM: %s", describeErr(err))
+	}
+	checkNoState(t, d)
+}
+
+// -host-interface naming another interface than the default route's makes the tunnel
+// dedicated; a VM with one address then cannot be reached that way: a clear error, no leak.
+func scVxlanDedicated(t *T) {
+	tp := newVxTopo(t)
+	defer tp.destroy()
+	p := tp.addBridgePod(1)
+	t.must("ip", "addr", "add", "192.168.60.1/24", "dev", tp.br)
+	d := tp.startDaemon(t.defaultDirs(), "-host-interface", tp.br)
+	if err := createIn(d, p, nsPath(p.ns)); err != nil {
+		t.Fatalf("CreateVM: %s", describeErr(err))
+	}
+	files, err := parseCloudConfig(mustReadFile(t, filepath.Join(d.Dirs.PodsDir, p.id, "userdata")))
+	if err != nil {
+		t.Fatalf("the sandbox's user-data: %v", err)
+	}
+	for _, f := range files {
+		var a mirrorAPF
+		if f.Path == "/run/peerpod/apf.json" && (json.Unmarshal([]byte(*f.Content), &a) != nil ||
+			a.PodNetwork == nil || !a.PodNetwork.Dedicated || a.PodNetwork.WorkerNodeIP != "10.244.1.1/24") {
+			t.Errorf("apf.json pod-network with -host-interface %s: %+v", tp.br, a.PodNetwork)
+		}
+	}
+	err = d.StartVM(p.id, optsStartVx)
+	if err == nil || !strings.Contains(describeErr(err), "second address") {
+		t.Errorf("StartVM with a dedicated tunnel interface and one VM address: %s", describeErr(err))
+	}
+	checkAllGone(t, d, p)
+	if err := d.StopVM(p.id); err != nil {
 		t.Errorf("StopVM: %s", describeErr(err))
 	}
 	checkNoState(t, d)
