@@ -1,7 +1,7 @@
 # cloud-api-adaptor in C. `make` builds build/cloud-api-adaptor; `make check` runs every test.
 CC       ?= cc
 CLANG    ?= clang
-PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib libvirt libisofs-1 libxml-2.0 libmnl libnftables
+PKGS     := libuv libprotobuf-c jansson libcrypto libssl zlib libvirt libisofs-1 libxml-2.0 libmnl libnftables libcurl
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -19,7 +19,7 @@ GEN_H    := $(GEN_C:.c=.h)
 # build and the unit tests.
 CORE_SRC := $(filter-out adaptor/main.c,$(wildcard adaptor/*.c)) \
             $(filter-out providers/builtin.c,$(wildcard providers/*.c)) $(wildcard providers/libvirt/*.c) \
-            $(wildcard vxlan/*.c) $(GEN_C)
+            $(wildcard providers/azure/*.c) $(wildcard vxlan/*.c) $(GEN_C)
 FAKE_SRC := $(wildcard tests/fakeprov/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -43,7 +43,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-c
             golang-google-grpc-dev golang-github-gogo-protobuf-dev iproute2 procps \
             libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso \
             libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables socat \
-            libmnl-dev libnftables-dev nftables conntrack iputils-ping \
+            libmnl-dev libnftables-dev nftables conntrack iputils-ping libcurl4-openssl-dev \
             golang-github-vishvananda-netlink-dev golang-github-vishvananda-netns-dev
 print-deps:
 	@echo $(DEB_PKGS)

@@ -134,14 +134,15 @@ static int redirect_add(struct nl *nl, int from, int to)
     struct nlmsghdr *nlh = tc_msg(nl, buf, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, from, INGRESS_HANDLE, 0, info);
     mnl_attr_put_strz(nlh, TCA_KIND, "u32");
     struct nlattr *opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-    struct {
-        struct tc_u32_sel sel;
-        struct tc_u32_key key;
-    } s;
-    memset(&s, 0, sizeof(s));
-    s.sel.flags = TC_U32_TERMINAL;
-    s.sel.nkeys = 1; /* mask 0, value 0: every packet */
-    mnl_attr_put(nlh, TCA_U32_SEL, sizeof(s), &s);
+    /* A selector with one key of mask 0, value 0: every packet. */
+    uint8_t sel[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)];
+    struct tc_u32_sel hdr;
+    memset(sel, 0, sizeof(sel));
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.flags = TC_U32_TERMINAL;
+    hdr.nkeys = 1;
+    memcpy(sel, &hdr, sizeof(hdr));
+    mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), sel);
     struct nlattr *acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
     struct nlattr *act = mnl_attr_nest_start(nlh, 1);
     mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
