@@ -479,5 +479,8 @@ int64_t http_retry_after_ms(const struct http_response *r, int64_t now_unix)
     time_t when = curl_getdate(ra, NULL);
     if (when < 0)
         return -1;
-    return when <= now_unix ? 0 : ((int64_t)when - now_unix) * 1000;
+    if (when <= now_unix)
+        return 0;
+    int64_t delta = (int64_t)when - now_unix;
+    return delta > INT64_MAX / 1000 ? INT64_MAX : delta * 1000; /* a far-future date must not overflow */
 }

@@ -190,6 +190,8 @@ static void test_retry_policy(void **state)
     snprintf(h[0].name, sizeof(h[0].name), "retry-after");
     snprintf(h[0].value, sizeof(h[0].value), "Wed, 21 Oct 2015 07:28:10 GMT");
     assert_int_equal(http_retry_after_ms(&r, 1445412480), 10000);
+    snprintf(h[0].value, sizeof(h[0].value), "Fri, 31 Dec 9999 23:59:59 GMT"); /* found by fuzz_azjson */
+    assert_true(http_retry_after_ms(&r, 0) > 0);
     snprintf(h[0].value, sizeof(h[0].value), "soon");
     assert_int_equal(http_retry_after_ms(&r, 0), -1);
     r.n_headers = 0;

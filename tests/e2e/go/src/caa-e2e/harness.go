@@ -123,6 +123,8 @@ type Dirs struct {
 	Libvirt bool
 	// LibvirtURI replaces the test-driver node (a real daemon, see tests/libvirt/isolated.sh).
 	LibvirtURI string
+	// Azure runs the Azure provider against this fake ARM + Entra ID service (fakearm.go).
+	Azure *FakeARM
 }
 
 func (t *T) defaultDirs() Dirs {
@@ -233,6 +235,13 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 			"-disable-tls",
 		}, extra...)
 	}
+	if dirs.Azure != nil {
+		d.Args = append([]string{"azure",
+			"-socket", dirs.Sock,
+			"-pods-dir", dirs.PodsDir,
+			"-forwarder-port", fmt.Sprint(fwPort),
+		}, extra...)
+	}
 
 	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: d.notifyPath, Net: "unixgram"})
 	if err != nil {
@@ -252,7 +261,11 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 	cmd := exec.Command(t.daemonB, d.Args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.Env = append(daemonEnv(d.notifyPath), t.env...)
+	cmd.Env = daemonEnv(d.notifyPath)
+	if dirs.Azure != nil {
+		cmd.Env = append(cmd.Env, dirs.Azure.Env()...)
+	}
+	cmd.Env = append(cmd.Env, t.env...) // later entries win
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		nc.Close()
