@@ -361,6 +361,20 @@ static struct network_tunnel tunnel_of(const struct sandbox *sb)
     };
 }
 
+/* Queues the removal of sb's tunnel, if it has one; false when there is nothing to wait
+ * for (no tunnel, or the job could not be queued: then the next step runs at once). */
+static bool teardown_start(struct sandbox_op *op, network_done_cb cb)
+{
+    struct sandbox *sb = op->sb;
+    if (!sb->vni || !sb->netns_path[0])
+        return false;
+    struct network_tunnel t = tunnel_of(sb);
+    if (network_teardown(op->d->net, &t, cb, op) == 0)
+        return true;
+    log_warn("adaptor", "sandbox %s: cannot queue the tunnel teardown (out of memory)", sb->id);
+    return false;
+}
+
 static void start_net_done(void *arg, int rc, bool gone, uint64_t us, const char *err)
 {
     struct sandbox_op *op = arg;
@@ -614,13 +628,8 @@ static void start_rollback(struct sandbox_op *op)
     else
         log_warn("adaptor", "StartVM: sandbox %s: %s; deleting instance %s", sb->id,
                  op->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled", sb->inst.name);
-    if (sb->vni && sb->netns_path[0]) {
-        struct network_tunnel t = tunnel_of(sb);
-        if (network_teardown(op->d->net, &t, start_rollback_net_done, op) == 0)
-            return;
-        log_warn("adaptor", "sandbox %s: cannot queue the tunnel teardown (out of memory)", sb->id);
-    }
-    start_rollback_destroy(op);
+    if (!teardown_start(op, start_rollback_net_done))
+        start_rollback_destroy(op);
 }
 
 /* ---- StopVM and the durable delete queue ---------------------------------------------- */
@@ -742,13 +751,8 @@ static void stop_saved(void *arg, int err)
     if (err)
         log_error("adaptor", "sandbox %s: persisting the stopping state: %s; deleting anyway", sb->id,
                   strerror(err));
-    if (sb->vni && sb->netns_path[0]) {
-        struct network_tunnel t = tunnel_of(sb);
-        if (network_teardown(op->d->net, &t, stop_net_done, op) == 0)
-            return;
-        log_warn("adaptor", "sandbox %s: cannot queue the tunnel teardown (out of memory)", sb->id);
-    }
-    stop_destroy(op);
+    if (!teardown_start(op, stop_net_done))
+        stop_destroy(op);
 }
 
 static void stop_run(struct sandbox_op *op)
@@ -833,12 +837,8 @@ static void op_run(struct sandbox_op *op)
             op_done(op);
             break;
         }
-        if (op->sb->vni && op->sb->netns_path[0]) {
-            struct network_tunnel t = tunnel_of(op->sb);
-            if (network_teardown(op->d->net, &t, rollback_net_done, op) == 0)
-                break;
-        }
-        rollback_destroy(op);
+        if (!teardown_start(op, rollback_net_done))
+            rollback_destroy(op);
         break;
     }
 }

@@ -65,12 +65,8 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 
 static int links_read(struct nl *nl, struct links *l)
 {
-    char buf[NL_BUF];
-    struct nlmsghdr *nlh = nl_msg(nl, buf, RTM_GETLINK, 0);
-    struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-    ifi->ifi_family = AF_UNSPEC;
     l->n = 0;
-    return nl_dump(nl, nlh, link_cb, l);
+    return nl_dump_all(nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), link_cb, l);
 }
 
 /* ---- routes --------------------------------------------------------------------------- */
@@ -138,11 +134,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 
 static int routes_read(struct nl *nl, struct route_acc *acc)
 {
-    char buf[NL_BUF];
-    struct nlmsghdr *nlh = nl_msg(nl, buf, RTM_GETROUTE, 0);
-    struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
-    rt->rtm_family = AF_INET;
-    return nl_dump(nl, nlh, route_cb, acc);
+    return nl_dump_all(nl, RTM_GETROUTE, AF_INET, sizeof(struct rtmsg), route_cb, acc);
 }
 
 /* ---- addresses ------------------------------------------------------------------------ */
@@ -185,11 +177,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 
 static int addrs_read(struct nl *nl, struct addr_acc *acc)
 {
-    char buf[NL_BUF];
-    struct nlmsghdr *nlh = nl_msg(nl, buf, RTM_GETADDR, 0);
-    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-    ifa->ifa_family = AF_INET;
-    return nl_dump(nl, nlh, addr_cb, acc);
+    return nl_dump_all(nl, RTM_GETADDR, AF_INET, sizeof(struct ifaddrmsg), addr_cb, acc);
 }
 
 /* ---- neighbours ----------------------------------------------------------------------- */
@@ -233,11 +221,7 @@ static int neigh_cb(const struct nlmsghdr *nlh, void *data)
 
 static int neighs_read(struct nl *nl, struct neigh_acc *acc)
 {
-    char buf[NL_BUF];
-    struct nlmsghdr *nlh = nl_msg(nl, buf, RTM_GETNEIGH, 0);
-    struct ndmsg *nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
-    nd->ndm_family = AF_INET;
-    return nl_dump(nl, nlh, neigh_cb, acc);
+    return nl_dump_all(nl, RTM_GETNEIGH, AF_INET, sizeof(struct ndmsg), neigh_cb, acc);
 }
 
 /* ---- entry points --------------------------------------------------------------------- */

@@ -150,3 +150,12 @@ int nl_dump(struct nl *nl, struct nlmsghdr *nlh, nl_msg_cb cb, void *data)
     int rc = run(nl, nlh->nlmsg_seq, dump_one, &c);
     return rc ? rc : c.err;
 }
+
+int nl_dump_all(struct nl *nl, uint16_t type, uint8_t family, size_t hdrlen, nl_msg_cb cb, void *data)
+{
+    char buf[NL_BUF];
+    struct nlmsghdr *nlh = nl_msg(nl, buf, type, 0);
+    uint8_t *hdr = mnl_nlmsg_put_extra_header(nlh, hdrlen); /* zeroed by libmnl */
+    hdr[0] = family; /* every rtnetlink family header starts with it */
+    return nl_dump(nl, nlh, cb, data);
+}

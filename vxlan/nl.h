@@ -44,6 +44,10 @@ int nl_get(struct nl *nl, struct nlmsghdr *nlh, nl_msg_cb cb, void *data);
  * the first negative value cb returns, as -errno). */
 int nl_dump(struct nl *nl, struct nlmsghdr *nlh, nl_msg_cb cb, void *data);
 
+/* A dump of every object of one kind: type (RTM_GETLINK, RTM_GETROUTE, ...) with its family
+ * header of hdrlen bytes (ifinfomsg, rtmsg, ...) zeroed but for the family, its first byte. */
+int nl_dump_all(struct nl *nl, uint16_t type, uint8_t family, size_t hdrlen, nl_msg_cb cb, void *data);
+
 /* Opens the namespace file (O_RDONLY|O_CLOEXEC); -errno on failure. */
 int nl_netns_fd(const char *netns_path);
 

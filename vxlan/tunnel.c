@@ -302,12 +302,8 @@ int tunnel_scan(const char *netns_path, void (*fn)(uint32_t vni, uint16_t port, 
     int rc = nl_open(&nl, netns_path, err, errlen);
     if (rc)
         return rc;
-    char buf[NL_BUF];
-    struct nlmsghdr *nlh = nl_msg(&nl, buf, RTM_GETLINK, 0);
-    struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-    ifi->ifi_family = AF_UNSPEC;
     struct scan_ctx c = {fn, arg};
-    if ((rc = nl_dump(&nl, nlh, scan_cb, &c)))
+    if ((rc = nl_dump_all(&nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), scan_cb, &c)))
         snprintf(err, errlen, "listing links in %s: %s", netns_path ? netns_path : "the worker", strerror(-rc));
     nl_close(&nl);
     return rc;

@@ -82,25 +82,10 @@ func throughput(t *T, addr string, n int) float64 {
 
 // serveSink serves, inside ns, a TCP sink that answers one byte after EOF.
 func serveSink(t *T, ns, addr string) net.Listener {
-	ln, err := listenIn(nsPath(ns), addr)
-	if err != nil {
-		t.Fatalf("listening on %s in %s: %v", addr, ns, err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				io.Copy(io.Discard, c)
-				c.Write([]byte{1})
-			}()
-		}
-	}()
-	return ln
+	return serveIn(t, ns, addr, func(c net.Conn) {
+		io.Copy(io.Discard, c)
+		c.Write([]byte{1})
+	})
 }
 
 var setupRe = regexp.MustCompile(`vxlan tunnel \(VNI \d+, remote [^)]*\) set up in \S+ in (\d+) us`)

@@ -392,8 +392,9 @@ func icmpInEchos(t *T, ns string) int {
 	return 0
 }
 
-// serveEcho serves, inside ns, a TCP echo that first writes its own name.
-func serveEcho(t *T, ns, addr string) net.Listener {
+// serveIn accepts TCP connections on addr inside ns and hands each to handle, with a 30 s
+// deadline; the listener is the caller's to close.
+func serveIn(t *T, ns, addr string, handle func(c net.Conn)) net.Listener {
 	ln, err := listenIn(nsPath(ns), addr)
 	if err != nil {
 		t.Fatalf("listening on %s in %s: %v", addr, ns, err)
@@ -407,12 +408,19 @@ func serveEcho(t *T, ns, addr string) net.Listener {
 			go func() {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(30 * time.Second))
-				io.WriteString(c, ns+"\n")
-				io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()
 	return ln
+}
+
+// serveEcho serves, inside ns, a TCP echo that first writes its own name.
+func serveEcho(t *T, ns, addr string) net.Listener {
+	return serveIn(t, ns, addr, func(c net.Conn) {
+		io.WriteString(c, ns+"\n")
+		io.Copy(c, c)
+	})
 }
 
 // tcpCheck dials addr (from namespace from, "" = this one), reads the banner and echoes n
