@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "turn.h"
 #include "../providers/provider.h"
 #include "config.h"
 #include "initdata.h"
@@ -21,6 +22,7 @@ struct network;
 
 struct daemon {
     uv_loop_t *loop;
+    struct turn turn; /* CPU budget per loop turn; completions of bursts are spread over turns */
     struct config cfg;
     struct config_registry reg;
     const struct provider_ops *pops;

@@ -969,24 +969,43 @@ static void handle_version(struct ttrpc_call *call, const uint8_t *p, size_t n, 
     ttrpc_call_reply(call, resp, sizeof(resp));
 }
 
-/* The pod VM's user-data for sb, into sb->userdata. Returns 0 or a gRPC code with err. */
-static int document_build(struct daemon *d, struct sandbox *sb, const struct podnet *pn, char *err, size_t errlen)
+/* The pod VM's user-data is built on a pool thread: it issues the VM's TLS key and
+ * certificate and encodes the initdata, a millisecond of CPU that a burst of CreateVMs would
+ * otherwise spend on the loop. The job owns its copy of the pod network and its result; it
+ * reads the sandbox's pod spec, the configuration and the CA, which nothing changes while a
+ * CreateVM is in flight. */
+struct doc_job {
+    uv_work_t w;
+    struct sandbox_op *op;
+    bool has_pn;
+    struct podnet pn;
+    int code;
+    char err[512];
+    struct vmdoc_result r;
+};
+
+static void doc_job_run(uv_work_t *w)
 {
+    struct doc_job *j = w->data;
+    struct daemon *d = j->op->d;
+    struct sandbox *sb = j->op->sb;
     char vm_name[INSTANCE_NAME_MAX + 1];
     if (instance_name_generate(vm_name, sizeof(vm_name), sb->pod.pod_name, sb->id, INSTANCE_NAME_MAX)) {
-        snprintf(err, errlen, "cannot derive the VM name");
-        return TTRPC_INTERNAL;
+        snprintf(j->err, sizeof(j->err), "cannot derive the VM name");
+        j->code = TTRPC_INTERNAL;
+        return;
     }
     /* Without a network namespace (never from kata; tests and dev runs) the pod gets no
      * tunnel: only the VXLAN settings are filled in. */
     struct userdata_pod_network net = {0};
     struct podnet_text *txt = NULL;
-    if (pn) {
+    if (j->has_pn) {
         if (!(txt = malloc(sizeof(*txt)))) {
-            snprintf(err, errlen, "out of memory");
-            return TTRPC_RESOURCE_EXHAUSTED;
+            snprintf(j->err, sizeof(j->err), "out of memory");
+            j->code = TTRPC_RESOURCE_EXHAUSTED;
+            return;
         }
-        podnet_to_userdata(pn, txt, &net);
+        podnet_to_userdata(&j->pn, txt, &net);
     }
     net.tunnel_type = "vxlan";
     net.vxlan_port = (int)d->cfg.vxlan_port;
@@ -1001,34 +1020,82 @@ static int document_build(struct daemon *d, struct sandbox *sb, const struct pod
         .vm_name = vm_name,
         .net = &net,
     };
-    struct vmdoc_result r;
-    int code = vmdoc_build(&in, &r, err, errlen);
+    j->code = vmdoc_build(&in, &j->r, j->err, sizeof(j->err));
     free(txt);
-    if (code)
-        return code;
+}
+
+static void create_saved(void *arg, int err);
+static void create_abort(struct sandbox_op *op, int code, const char *msg);
+
+static void doc_job_done(uv_work_t *w, int status)
+{
+    struct doc_job *j = w->data;
+    struct sandbox_op *op = j->op;
+    struct daemon *d = op->d;
+    struct sandbox *sb = op->sb;
+    if (d->shutting_down || status) {
+        if (!j->code)
+            vmdoc_result_clear(&j->r);
+        free(j);
+        if (!d->shutting_down)
+            create_abort(op, TTRPC_CANCELED, "building the pod VM's user-data was canceled");
+        return;
+    }
+    if (j->code) {
+        create_abort(op, j->code, j->err);
+        free(j);
+        return;
+    }
+    struct vmdoc_result *r = &j->r;
     size_t limit = d->pops->userdata_limit ? d->pops->userdata_limit(d->prov) : 0;
-    if (limit && vmdoc_base64_len(r.len) > limit) {
-        snprintf(err, errlen,
+    if (limit && vmdoc_base64_len(r->len) > limit) {
+        char err[512];
+        snprintf(err, sizeof(err),
                  "the pod VM's user-data is %zu bytes in base64, more than the %zu bytes the %s provider accepts; "
                  "make the initdata smaller (pod annotation cc_init_data, or INITDATA)",
-                 vmdoc_base64_len(r.len), limit, d->pops->name);
-        vmdoc_result_clear(&r);
-        return TTRPC_INVALID_ARGUMENT;
+                 vmdoc_base64_len(r->len), limit, d->pops->name);
+        vmdoc_result_clear(r);
+        free(j);
+        create_abort(op, TTRPC_INVALID_ARGUMENT, err);
+        return;
     }
     static const char *const from[] = {"none", "pod annotation", "INITDATA"};
-    if (r.initdata_source != VMDOC_INITDATA_NONE)
-        log_info("adaptor", "sandbox %s: initdata from %s, %s digest %s", sb->id, from[r.initdata_source],
-                 r.initdata_algorithm, r.initdata_digest);
-    if (r.auth_dropped)
+    if (r->initdata_source != VMDOC_INITDATA_NONE)
+        log_info("adaptor", "sandbox %s: initdata from %s, %s digest %s", sb->id, from[r->initdata_source],
+                 r->initdata_algorithm, r->initdata_digest);
+    if (r->auth_dropped)
         log_warn("adaptor", "sandbox %s: registry credentials exceed %d bytes and are not sent to the pod VM", sb->id,
                  USERDATA_AUTH_JSON_MAX);
-    log_debug("adaptor", "sandbox %s: user-data for %s is %zu bytes (server certificate: %s)", sb->id, vm_name, r.len,
-              r.server_cert ? "issued" : "none");
+    log_debug("adaptor", "sandbox %s: user-data is %zu bytes (server certificate: %s)", sb->id, r->len,
+              r->server_cert ? "issued" : "none");
     sandbox_userdata_drop(sb);
-    sb->userdata = r.doc;
-    sb->userdata_len = r.len;
-    r.doc = NULL;
-    return 0;
+    sb->userdata = r->doc;
+    sb->userdata_len = r->len;
+    r->doc = NULL;
+    vmdoc_result_clear(r);
+    free(j);
+    if (sandbox_store_save_userdata(&d->store, sb, create_saved, op))
+        create_saved(op, ENOMEM);
+}
+
+/* Queues the user-data build for op; the pod network pn (NULL: none) is copied. */
+static void document_build_start(struct sandbox_op *op, const struct podnet *pn)
+{
+    struct doc_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        create_abort(op, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    j->op = op;
+    j->w.data = j;
+    if (pn) {
+        j->has_pn = true;
+        j->pn = *pn;
+    }
+    if (uv_queue_work(op->d->loop, &j->w, doc_job_run, doc_job_done)) {
+        free(j);
+        create_abort(op, TTRPC_INTERNAL, "cannot queue the user-data build");
+    }
 }
 
 /* Ends a CreateVM that wrote nothing to disk: the record leaves the store. */
@@ -1068,13 +1135,7 @@ static void create_inspected(void *arg, int rc, const struct podnet *pn, const c
         log_info("adaptor", "sandbox %s: pod network %s/%u on %s, %zu routes, %zu neighbours, MTU %u; VNI %u", sb->id,
                  ip, pn->pod_prefix, pn->ifname, pn->n_routes, pn->n_neighbors, pn->mtu, vni);
     }
-    int code = document_build(d, sb, pn, err, sizeof(err));
-    if (code) {
-        create_abort(op, code, err);
-        return;
-    }
-    if (sandbox_store_save_userdata(&d->store, sb, create_saved, op))
-        create_saved(op, ENOMEM);
+    document_build_start(op, pn);
 }
 
 static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)

@@ -255,10 +255,12 @@ static int daemon_run(struct daemon *d)
         return 1;
     }
     int status = 1;
+    turn_init(&d->turn, &loop, 0, d); /* closed with every other handle on the way out */
     if (sandbox_store_init(&d->store, &loop, d->cfg.pods_dir)) {
         fprintf(stderr, "cloud-api-adaptor: out of memory\n");
         goto out_provider;
     }
+    d->store.turn = &d->turn;
     int loaded = sandbox_store_load(&d->store, err, sizeof(err));
     if (loaded < 0) {
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);

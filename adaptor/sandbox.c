@@ -386,6 +386,7 @@ static int remove_dir_flat(const char *dir)
 
 struct io_work {
     uv_work_t req;
+    struct turn_task task; /* the completion, run under the loop's turn budget */
     struct sandbox_store *st;
     sandbox_io_cb cb;
     void *arg;
@@ -444,18 +445,32 @@ static void io_work_run(uv_work_t *req)
         w->err = file_write_atomic(w->dir, SANDBOX_STATE_FILE, w->json, strlen(w->json));
 }
 
-static void io_work_done(uv_work_t *req, int status)
+static void io_work_finish(struct turn_task *task)
 {
-    struct io_work *w = (struct io_work *)req;
-    w->st->io_pending--;
-    int err = status ? ECANCELED : w->err;
+    struct io_work *w = (struct io_work *)((char *)task - offsetof(struct io_work, task));
     sandbox_io_cb cb = w->cb;
     void *arg = w->arg;
+    int err = w->err;
     free(w->json);
     free(w->extra);
     free(w);
     if (cb)
         cb(arg, err);
+}
+
+/* Records written together complete together; what each completion starts (a VM create,
+ * an answer) runs under the turn budget so a burst does not hold the loop. */
+static void io_work_done(uv_work_t *req, int status)
+{
+    struct io_work *w = (struct io_work *)req;
+    w->st->io_pending--;
+    if (status)
+        w->err = ECANCELED;
+    w->task.fn = io_work_finish;
+    if (w->st->turn)
+        turn_run_or_defer(w->st->turn, &w->task);
+    else
+        io_work_finish(&w->task);
 }
 
 static int io_submit(struct sandbox_store *st, const char *id, char *json, const struct sandbox *with_userdata,

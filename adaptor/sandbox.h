@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "turn.h"
+
 #include "../providers/provider.h"
 #include "annotations.h"
 
@@ -81,6 +83,7 @@ struct sandbox_store {
     size_t nbuckets;
     size_t count;
     size_t io_pending;
+    struct turn *turn; /* optional: completions run under its budget (set by the daemon) */
 };
 
 int sandbox_store_init(struct sandbox_store *st, uv_loop_t *loop, const char *dir);

@@ -20,6 +20,12 @@ struct tls_conn {
     struct tls_conn_cbs cbs;
     void *arg;
     bool connected, closing, lost, paused, full, handshaking;
+    /* A handshake step runs on a pool thread (hs_busy): the SSL belongs to it until the step
+     * is back, reading is stopped meanwhile, and a close waits for it before freeing. */
+    bool hs_busy, handle_closed;
+    uv_work_t hs_work;
+    int hs_rc;
+    char hs_why[384];
     size_t queued;
     uint8_t rbuf[READ_CHUNK];
     uint8_t pbuf[READ_CHUNK];
@@ -45,6 +51,9 @@ static void ssl_reason(char *out, size_t outlen, const char *what)
 static void closed(uv_handle_t *h)
 {
     struct tls_conn *c = (struct tls_conn *)h;
+    c->handle_closed = true;
+    if (c->hs_busy)
+        return; /* hs_done frees */
     if (c->ssl)
         SSL_free(c->ssl); /* frees both BIOs */
     free(c);
@@ -192,33 +201,77 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
 }
 
-/* Drives the handshake; true once it is complete and reported. */
-static void handshake_step(struct tls_conn *c)
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void drain(struct tls_conn *c);
+
+/* One SSL_do_handshake on a pool thread: the key exchange, certificate checks and the
+ * client's signature are the costliest CPU work of a dial, and many VMs come up at once.
+ * OpenSSL's error queue is per thread, so the reason is read here too. */
+static void hs_run(uv_work_t *w)
 {
+    struct tls_conn *c = w->data;
+    ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
+    int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+    c->hs_rc = rc == 1 ? 1 : e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? 0 : -1;
+    c->hs_why[0] = '\0';
+    if (c->hs_rc < 0) {
+        long vr = SSL_get_verify_result(c->ssl);
+        if (vr != X509_V_OK) {
+            snprintf(c->hs_why, sizeof(c->hs_why), "TLS handshake: the pod VM's certificate was refused: %s",
+                     X509_verify_cert_error_string(vr));
+        } else {
+            ssl_reason(c->hs_why, sizeof(c->hs_why), "TLS handshake failed");
+        }
+    }
+    ERR_clear_error();
+}
+
+static void hs_done(uv_work_t *w, int status)
+{
+    struct tls_conn *c = w->data;
+    c->hs_busy = false;
+    if (c->closing) {
+        if (c->handle_closed)
+            closed((uv_handle_t *)&c->tcp);
+        return;
+    }
+    if (c->lost)
+        return;
+    if (status) {
+        lose(c, "TLS handshake canceled");
+        return;
+    }
     if (flush_wbio(c)) {
         lose(c, "out of memory during the TLS handshake");
         return;
     }
-    if (rc == 1) {
-        c->handshaking = false;
-        c->connected = true;
-        c->cbs.on_connected(c->arg, NULL);
+    if (c->hs_rc < 0) {
+        lose(c, c->hs_why);
         return;
     }
-    int e = SSL_get_error(c->ssl, rc);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
+        lose(c, "cannot read from the connection");
         return;
-    char why[384];
-    long vr = SSL_get_verify_result(c->ssl);
-    if (vr != X509_V_OK) {
-        ERR_clear_error();
-        snprintf(why, sizeof(why), "TLS handshake: the pod VM's certificate was refused: %s",
-                 X509_verify_cert_error_string(vr));
-    } else {
-        ssl_reason(why, sizeof(why), "TLS handshake failed");
     }
-    lose(c, why);
+    if (c->hs_rc == 0)
+        return; /* more from the peer first */
+    c->handshaking = false;
+    c->connected = true;
+    c->cbs.on_connected(c->arg, NULL);
+    if (!c->closing && !c->lost)
+        drain(c); /* records that came with the server's last flight */
+}
+
+static void handshake_step(struct tls_conn *c)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->hs_busy = true;
+    c->hs_work.data = c;
+    if (uv_queue_work(c->tcp.loop, &c->hs_work, hs_run, hs_done)) {
+        c->hs_busy = false;
+        lose(c, "cannot queue the TLS handshake");
+    }
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -243,9 +296,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->handshaking) {
         handshake_step(c);
-        if (c->closing || c->lost || c->handshaking)
-            return;
+        return;
     }
+    drain(c);
+}
+
+/* Decrypts what the read BIO holds and hands it on. */
+static void drain(struct tls_conn *c)
+{
     for (;;) {
         int n = SSL_read(c->ssl, c->pbuf, sizeof(c->pbuf));
         if (n > 0) {

@@ -1,6 +1,8 @@
 /* tls: one client connection to a pod VM's forwarder, TCP with or without TLS, on the libuv
  * loop (spec protocols.md 3.2, 3.6). OpenSSL runs over memory BIOs: libuv moves ciphertext,
- * OpenSSL never touches a socket, nothing blocks.
+ * OpenSSL never touches a socket, nothing blocks. Handshake steps (key exchange, certificate
+ * checks, the client signature) run in the loop's thread pool, one at a time per connection,
+ * with reading stopped meanwhile; everything else runs on the loop thread.
  *
  * Ownership: the caller owns the struct tls_conn from tls_conn_dial until tls_conn_close;
  * after tls_conn_close no callback runs and the memory is released once libuv has closed the

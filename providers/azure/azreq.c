@@ -14,6 +14,7 @@ struct azreq {
     long timeout_ms;
     unsigned max_retries, tries;
     uint64_t deadline;
+    uint64_t *hold_until;
     uint32_t rng;
     struct http_call *call;
     uv_timer_t *timer; /* while waiting to retry */
@@ -101,6 +102,9 @@ static void on_reply(void *arg, const struct http_response *r)
         int64_t hint = http_retry_after_ms(r, (int64_t)time(NULL));
         uint64_t delay = hint >= 0 ? (uint64_t)hint : azreq_backoff_ms(q->tries + 1, jitter(q));
         uint64_t now = uv_now(q->loop);
+        if (r->status == 429 && hint >= 0 && q->hold_until && hint <= AZREQ_MAX_DELAY_MS &&
+            *q->hold_until < now + (uint64_t)hint)
+            *q->hold_until = now + (uint64_t)hint;
         bool fits = hint <= AZREQ_MAX_DELAY_MS && (!q->deadline || now + delay < q->deadline);
         if (fits && (q->timer = malloc(sizeof(*q->timer)))) {
             q->tries++;
@@ -115,6 +119,15 @@ static void on_reply(void *arg, const struct http_response *r)
 
 static int send_try(struct azreq *q)
 {
+    uint64_t now = uv_now(q->loop);
+    if (q->hold_until && *q->hold_until > now && (!q->deadline || *q->hold_until < q->deadline)) {
+        if (!(q->timer = malloc(sizeof(*q->timer))))
+            return -1;
+        uv_timer_init(q->loop, q->timer);
+        q->timer->data = q;
+        uv_timer_start(q->timer, retry_fire, *q->hold_until - now, 0);
+        return 0;
+    }
     struct http_request req = {
         .method = q->method,
         .url = q->url,
@@ -124,7 +137,6 @@ static int send_try(struct azreq *q)
         .timeout_ms = q->timeout_ms,
     };
     if (q->deadline) {
-        uint64_t now = uv_now(q->loop);
         long left = now >= q->deadline ? 1 : (long)(q->deadline - now);
         if (!req.timeout_ms || left < req.timeout_ms)
             req.timeout_ms = left;
@@ -145,6 +157,7 @@ struct azreq *azreq_start(const struct azreq_params *p, azreq_cb cb, void *arg)
     q->timeout_ms = p->req.timeout_ms;
     q->max_retries = p->no_retry ? 0 : p->max_retries ? p->max_retries : AZREQ_RETRIES;
     q->deadline = p->deadline;
+    q->hold_until = p->hold_until;
     q->rng = p->seed ? p->seed : 0x9e3779b9u;
     size_t nh = 0;
     while (p->req.headers && p->req.headers[nh])

@@ -5,6 +5,10 @@
  * ((2^try - 1) x 0.8 s x [0.8, 1.3), capped at 60 s); a requested delay above 60 s, or one
  * that would pass the deadline, ends the retries with that reply.
  *
+ * Throttling is shared: a 429 with a server hint closes the caller's gate (hold_until) until
+ * then, and every request on that gate, new or retried, queues until it opens, so one
+ * throttled call holds back the others instead of each learning it alone.
+ *
  * The request is copied; the callback gets the final reply (borrowed) and runs exactly once
  * unless azreq_cancel is called first. */
 #ifndef AZURE_AZREQ_H
@@ -30,6 +34,7 @@ struct azreq_params {
     bool no_retry;
     uint64_t deadline; /* uv_now() ms; 0 = none */
     uint32_t seed;     /* jitter */
+    uint64_t *hold_until; /* optional shared throttle gate, uv_now() ms; owned by the caller */
 };
 
 struct azreq *azreq_start(const struct azreq_params *p, azreq_cb cb, void *arg);

@@ -53,6 +53,7 @@ struct provider {
     struct az_del *dels;
     struct az_list *lists;
     uint32_t seed;
+    uint64_t throttled_until; /* ARM said 429 with Retry-After: every ARM call queues until then */
 };
 
 /* ------------------------------------------------------------------ ARM calls */
@@ -125,6 +126,7 @@ static void call_token(void *arg, const char *token, const char *err)
                 .body_len = c->body ? strlen(c->body) : 0, .timeout_ms = 60000},
         .deadline = c->deadline,
         .seed = c->p->seed++,
+        .hold_until = &c->p->throttled_until,
     };
     c->q = azreq_start(&ap, call_reply, c);
     memset(auth, 0, tl);
@@ -288,11 +290,21 @@ static bool poll_url_ok(const struct provider *p, const char *u)
     return u && !strncmp(u, p->base, n) && (u[n] == '/' || u[n] == '?');
 }
 
-static uint64_t poll_delay(const struct http_response *r)
+/* base ms spread over [0.8, 1.2) x base: pods started together must not poll in lockstep,
+ * or every poll of a burst lands in the same loop iteration. */
+static uint64_t spread(struct provider *p, uint64_t base)
+{
+    p->seed ^= p->seed << 13;
+    p->seed ^= p->seed >> 17;
+    p->seed ^= p->seed << 5;
+    return base * 8 / 10 + (uint64_t)(p->seed % 1000u) * base * 4 / 10000;
+}
+
+static uint64_t poll_delay(struct provider *p, const struct http_response *r)
 {
     int64_t ra = http_retry_after_ms(r, (int64_t)time(NULL));
     if (ra < 0)
-        return POLL_DEFAULT_MS;
+        return spread(p, POLL_DEFAULT_MS);
     return ra > POLL_MAX_MS ? POLL_MAX_MS : (uint64_t)ra;
 }
 
@@ -419,7 +431,7 @@ static void nic_polled(void *arg, const struct http_response *r)
             op->cbs.on_address(op->arg, &early);
         return;
     }
-    uv_timer_start(&op->nictimer, nic_poll_fire, NIC_POLL_MS, 0);
+    uv_timer_start(&op->nictimer, nic_poll_fire, spread(op->p, NIC_POLL_MS), 0);
 }
 
 static void nic_poll_fire(uv_timer_t *t)
@@ -580,7 +592,7 @@ static void polled(void *arg, const struct http_response *r)
     const char *loc = http_header_get(r, "location");
     if (!op->poll_async && loc && poll_url_ok(op->p, loc))
         snprintf(op->poll_url, sizeof(op->poll_url), "%s", loc);
-    uv_timer_start(&op->timer, poll_fire, poll_delay(r), 0);
+    uv_timer_start(&op->timer, poll_fire, poll_delay(op->p, r), 0);
 }
 
 static void poll_fire(uv_timer_t *t)
@@ -616,7 +628,7 @@ static void put_done(void *arg, const struct http_response *r)
     }
     if (!op->p->o->public_ip) /* with a public IP, that one goes first: wait for the VM */
         uv_timer_start(&op->nictimer, nic_poll_fire, 0, 0);
-    uv_timer_start(&op->timer, poll_fire, poll_delay(r), 0);
+    uv_timer_start(&op->timer, poll_fire, poll_delay(op->p, r), 0);
 }
 
 static void create_deferred_fail(uv_timer_t *t)
@@ -668,7 +680,8 @@ static struct provider_op *az_create(struct provider *p, const struct provider_c
                              pod->machine_type, pod->vcpus, pod->memory_mib, pod->gpus, size, sizeof(size), err,
                              sizeof(err))) {
         op->err.code = TTRPC_INVALID_ARGUMENT;
-        snprintf(op->err.msg, sizeof(op->err.msg), "%s", err);
+        snprintf(op->err.msg, sizeof(op->err.msg), "%s (Azure settings: AZURE_INSTANCE_SIZES, AZURE_INSTANCE_SIZE; only sizes offered in %s count)",
+                 err, o->region);
         uv_timer_start(&op->timer, create_deferred_fail, 0, 0);
         return op;
     }
@@ -824,7 +837,7 @@ static void del_polled(void *arg, const struct http_response *r)
         del_fail(d, &fake, what);
         return;
     }
-    uv_timer_start(&d->timer, del_poll_fire, poll_delay(r), 0);
+    uv_timer_start(&d->timer, del_poll_fire, poll_delay(d->p, r), 0);
 }
 
 static void del_poll_fire(uv_timer_t *t)
@@ -864,7 +877,7 @@ static void del_answered(void *arg, const struct http_response *r)
         del_finish(d, &e);
         return;
     }
-    uv_timer_start(&d->timer, del_poll_fire, poll_delay(r), 0);
+    uv_timer_start(&d->timer, del_poll_fire, poll_delay(d->p, r), 0);
 }
 
 static void del_step(struct az_del *d)
@@ -1195,6 +1208,136 @@ static void sizes_listed(void *arg, const struct http_response *r)
     log_info("azure", "instanceSizeSpecList ([%s])", line);
 }
 
+/* ------------------------------------------------------------------ -cloud-config-verify */
+
+struct check {
+    bool done;
+    const char *what;
+    struct provider_error *err;
+};
+
+static void check_got(void *arg, const struct http_response *r)
+{
+    struct check *c = arg;
+    c->done = true;
+    if (r->status != 200)
+        arm_error(r, c->what, c->err);
+}
+
+/* One GET at start-up, the loop run until it answers; 0 when it is there. */
+static int check_get(struct provider *p, const char *url, const char *what, struct provider_error *err)
+{
+    struct check c = {.what = what, .err = err};
+    err->msg[0] = '\0';
+    if (!arm_start(p, "GET", url, NULL, uv_now(p->loop) + 60000, check_got, &c)) {
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+        return -1;
+    }
+    while (!c.done)
+        uv_run(p->loop, UV_RUN_ONCE);
+    return err->msg[0] ? -1 : 0;
+}
+
+/* The lookup URL of an image id in any of its forms (spec 7), or -1 if it has none. */
+static int image_url(const struct provider *p, const char *id, char *out, size_t n)
+{
+    static const char cg[] = "/CommunityGalleries/";
+    if (!strncmp(id, cg, sizeof(cg) - 1)) {
+        char g[128], i[128], v[64] = "";
+        if (sscanf(id + sizeof(cg) - 1, "%127[^/]/%*1[Ii]mages/%127[^/]/%*1[Vv]ersions/%63[^/]", g, i, v) < 2)
+            return -1;
+        if (*v && strcmp(v, "latest"))
+            snprintf(out, n, "%s/subscriptions/%s/providers/Microsoft.Compute/locations/%s/communityGalleries/%s/images/%s/versions/%s?api-version=" AZ_API_GALLERY,
+                     p->base, p->o->subscription, p->o->region, g, i, v);
+        else
+            snprintf(out, n, "%s/subscriptions/%s/providers/Microsoft.Compute/locations/%s/communityGalleries/%s/images/%s?api-version=" AZ_API_GALLERY,
+                     p->base, p->o->subscription, p->o->region, g, i);
+        return 0;
+    }
+    if (*id != '/' || strchr(id, '?') || strchr(id, '#'))
+        return -1;
+    snprintf(out, n, "%s%s?api-version=%s", p->base, id, strcasestr(id, "/galleries/") ? AZ_API_GALLERY : AZ_API_COMPUTE);
+    return 0;
+}
+
+/* authorized_keys form: "<type> <base64> [comment]" with a known key type. */
+static bool ssh_key_valid(const char *k)
+{
+    static const char *const types[] = {"ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-nistp256 ", "ecdsa-sha2-nistp384 ",
+                                        "ecdsa-sha2-nistp521 ", "sk-ssh-ed25519@openssh.com ",
+                                        "sk-ecdsa-sha2-nistp256@openssh.com "};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t tl = strlen(types[i]);
+        if (strncmp(k, types[i], tl))
+            continue;
+        size_t bl = strspn(k + tl, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=");
+        return bl >= 16 && (k[tl + bl] == '\0' || k[tl + bl] == ' ' || k[tl + bl] == '\n');
+    }
+    return false;
+}
+
+/* -cloud-config-verify: everything a create needs, checked once so a wrong setting stops the
+ * daemon with its name instead of failing every pod. Credentials were proven by the sizes
+ * listing. */
+static int config_check(struct provider *p, struct provider_error *err)
+{
+    const struct az_options *o = p->o;
+    char url[2048], what[256];
+    err->code = TTRPC_INVALID_ARGUMENT;
+    if (!*o->image) {
+        snprintf(err->msg, sizeof(err->msg), "cloud config check: AZURE_IMAGE_ID (-imageid) is empty");
+        return -1;
+    }
+    if (*o->ssh_key_path) {
+        struct stat st;
+        if (stat(o->ssh_key_path, &st)) {
+            snprintf(err->msg, sizeof(err->msg), "cloud config check: -ssh-key-path %s: %s", o->ssh_key_path,
+                     strerror(errno));
+            return -1;
+        }
+        if ((st.st_mode & 0777) != 0600) {
+            snprintf(err->msg, sizeof(err->msg), "cloud config check: -ssh-key-path %s has mode %03o, want 600",
+                     o->ssh_key_path, (unsigned)(st.st_mode & 0777));
+            return -1;
+        }
+        if (!ssh_key_valid(p->ssh_key)) {
+            snprintf(err->msg, sizeof(err->msg), "cloud config check: SSH key is invalid: %s is not an "
+                     "authorized_keys public key", o->ssh_key_path);
+            return -1;
+        }
+    }
+    snprintf(url, sizeof(url), "%s/subscriptions/%s/resourcegroups/%s?api-version=" AZ_API_RESOURCES, p->base,
+             o->subscription, o->rg);
+    snprintf(what, sizeof(what), "cloud config check: resource group %s (AZURE_RESOURCE_GROUP)", o->rg);
+    if (check_get(p, url, what, err))
+        return -1;
+    if (*o->subnet != '/') {
+        snprintf(err->msg, sizeof(err->msg), "cloud config check: AZURE_SUBNET_ID is not an ARM resource id");
+        return -1;
+    }
+    snprintf(url, sizeof(url), "%s%s?api-version=" AZ_API_NETWORK, p->base, o->subnet);
+    if (check_get(p, url, "cloud config check: subnet AZURE_SUBNET_ID", err))
+        return -1;
+    if (*o->nsg) {
+        snprintf(url, sizeof(url), "%s%s?api-version=" AZ_API_NETWORK, p->base, o->nsg);
+        if (*o->nsg != '/' || check_get(p, url, "cloud config check: network security group AZURE_NSG_ID", err)) {
+            if (*o->nsg != '/')
+                snprintf(err->msg, sizeof(err->msg), "cloud config check: AZURE_NSG_ID is not an ARM resource id");
+            return -1;
+        }
+    }
+    if (image_url(p, o->image, url, sizeof(url))) {
+        snprintf(err->msg, sizeof(err->msg), "cloud config check: AZURE_IMAGE_ID %s is not an image id "
+                 "(/CommunityGalleries/..., or an ARM id of an image or gallery image)", o->image);
+        return -1;
+    }
+    snprintf(what, sizeof(what), "cloud config check: image %s (AZURE_IMAGE_ID)", o->image);
+    if (check_get(p, url, what, err))
+        return -1;
+    log_info("azure", "cloud config check passed: resource group, subnet%s and image exist", *o->nsg ? ", NSG" : "");
+    return 0;
+}
+
 static int az_init(uv_loop_t *loop, const struct config *cfg, void *opts, struct provider **out,
                    struct provider_error *err)
 {
@@ -1285,6 +1428,8 @@ static int az_init(uv_loop_t *loop, const struct config *cfg, void *opts, struct
     if (!p->n_sizes)
         log_warn("azure", "none of the wanted sizes (AZURE_INSTANCE_SIZE(S)) is offered in %s; pods that ask for "
                           "vCPUs and memory will fail", o->region);
+    if (cfg->cloud_config_verify && config_check(p, err))
+        goto fail;
     *out = p;
     return 0;
 fail:

@@ -15,6 +15,8 @@
 #define AZ_API_COMPUTE "2022-11-01"
 #define AZ_API_DISK "2022-07-02"
 #define AZ_API_NETWORK "2022-09-01"
+#define AZ_API_GALLERY "2022-03-03"   /* galleries, community galleries */
+#define AZ_API_RESOURCES "2021-04-01" /* resource groups */
 #define AZ_USERDATA_B64_MAX 65536
 
 extern const struct provider_ops azure_provider_ops;

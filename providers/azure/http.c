@@ -1,5 +1,7 @@
 #include "http.h"
 
+#include "../../adaptor/turn.h"
+
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -12,6 +14,7 @@ struct http {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
+    struct turn turn; /* libcurl work per loop turn is bounded (see poll_cb) */
     char *ca_file;
     unsigned max_active, active;
     long connect_timeout_ms;
@@ -40,7 +43,11 @@ struct http_call {
     char *rbody;
     size_t rlen, rcap;
     bool too_big;
-    struct http_header headers[HTTP_HEADERS_MAX];
+    /* Reply headers: "name\0value\0" pairs appended to hbuf, offsets in hoff; a few hundred
+     * bytes per call instead of a fixed table, since a burst of pod starts makes many calls. */
+    char *hbuf;
+    size_t hlen, hcap;
+    size_t hoff[HTTP_HEADERS_MAX][2];
     size_t n_headers;
     char errbuf[CURL_ERROR_SIZE];
     struct http_call *next, *prev;
@@ -71,11 +78,19 @@ static void handle_closed(uv_handle_t *hd)
 
 static void check_done(struct http *h);
 
+/* A burst of pod starts makes hundreds of replies and new transfers ready at once, each
+ * worth a fraction of a millisecond of libcurl, TLS and callback work. Once this turn's
+ * budget is spent (adaptor/turn.h) the rest waits for the next turn: sockets are
+ * level-triggered and report again, the timer is re-armed. */
+static void timer_fire(uv_timer_t *t);
+
 static void poll_cb(uv_poll_t *p, int status, int events)
 {
     struct sock_ctx *sc = (struct sock_ctx *)p;
     struct http *h = sc->h;
     int flags = 0, running;
+    if (status >= 0 && turn_spent(&h->turn))
+        return;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE)
@@ -122,6 +137,10 @@ static void timer_fire(uv_timer_t *t)
 {
     struct http *h = t->data;
     int running;
+    if (turn_spent(&h->turn)) { /* 1 ms: a 0 ms timer started in the timer phase runs again at once */
+        uv_timer_start(&h->timer, timer_fire, 1, 0);
+        return;
+    }
     curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(h);
 }
@@ -167,6 +186,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
         c->n_headers = 0; /* a new status line: an interim 1xx reply went before */
+        c->hlen = 0;
         return len;
     }
     const char *colon = memchr(p, ':', len);
@@ -178,14 +198,27 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
         end--;
-    struct http_header *hd = &c->headers[c->n_headers];
-    if (nl == 0 || nl >= sizeof(hd->name) || (size_t)(end - v) >= sizeof(hd->value))
+    size_t vl = (size_t)(end - v);
+    if (nl == 0 || nl >= HTTP_HEADER_NAME_MAX || vl >= HTTP_HEADER_VALUE_MAX)
         return len;
+    if (c->hlen + nl + vl + 2 > c->hcap) {
+        size_t cap = c->hcap ? c->hcap : 1024;
+        while (cap < c->hlen + nl + vl + 2)
+            cap *= 2;
+        char *b = realloc(c->hbuf, cap);
+        if (!b)
+            return len; /* the header is dropped, the transfer goes on */
+        c->hbuf = b;
+        c->hcap = cap;
+    }
+    c->hoff[c->n_headers][0] = c->hlen;
     for (size_t i = 0; i < nl; i++)
-        hd->name[i] = (char)tolower((unsigned char)p[i]);
-    hd->name[nl] = '\0';
-    memcpy(hd->value, v, (size_t)(end - v));
-    hd->value[end - v] = '\0';
+        c->hbuf[c->hlen++] = (char)tolower((unsigned char)p[i]);
+    c->hbuf[c->hlen++] = '\0';
+    c->hoff[c->n_headers][1] = c->hlen;
+    memcpy(c->hbuf + c->hlen, v, vl);
+    c->hlen += vl;
+    c->hbuf[c->hlen++] = '\0';
     c->n_headers++;
     return len;
 }
@@ -203,6 +236,7 @@ static void call_free(struct http_call *c)
         memset(c->body, 0, c->body_len);
     free(c->body);
     free(c->rbody);
+    free(c->hbuf);
     free(c);
 }
 
@@ -232,7 +266,10 @@ static void check_done(struct http *h)
         running_unlink(h, c);
         h->active--;
         struct http_response r = {0};
-        r.headers = c->headers;
+        struct http_header hdrs[HTTP_HEADERS_MAX];
+        for (size_t i = 0; i < c->n_headers; i++)
+            hdrs[i] = (struct http_header){c->hbuf + c->hoff[i][0], c->hbuf + c->hoff[i][1]};
+        r.headers = hdrs;
         r.n_headers = c->n_headers;
         r.body = c->rbody ? c->rbody : "";
         r.body_len = c->rlen;
@@ -407,11 +444,15 @@ struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err,
     }
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
-    h->handles = 1;
+    turn_init(&h->turn, loop, 0, h);
+    h->handles = 3;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    /* Keep a connection per concurrent call: libcurl's default cache shrinks with the number of
+     * transfers, and every reconnect is a TLS handshake on the loop. */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->max_active);
     return h;
 }
 
@@ -441,6 +482,7 @@ void http_free(struct http *h)
     h->multi = NULL;
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, handle_closed);
+    turn_close(&h->turn, handle_closed);
 }
 
 const char *http_header_get(const struct http_response *r, const char *name)

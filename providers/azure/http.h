@@ -18,6 +18,8 @@
 
 #define HTTP_BODY_MAX (16u << 20)
 #define HTTP_HEADERS_MAX 48
+#define HTTP_HEADER_NAME_MAX 64
+#define HTTP_HEADER_VALUE_MAX 4096
 
 struct http;
 struct http_call;
@@ -38,8 +40,8 @@ struct http_request {
 };
 
 struct http_header {
-    char name[64]; /* lower-case */
-    char value[1024];
+    const char *name; /* lower-case */
+    const char *value;
 };
 
 struct http_response {

@@ -39,10 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     azjson_vm_list(b, size, v, 2, &next);
     free(next);
     /* The same bytes as a Retry-After value. */
-    struct http_header h = {"retry-after", ""};
-    size_t k = size < sizeof(h.value) - 1 ? size : sizeof(h.value) - 1;
-    memcpy(h.value, data, k);
-    h.value[k] = '\0';
+    char value[HTTP_HEADER_VALUE_MAX];
+    size_t k = size < sizeof(value) - 1 ? size : sizeof(value) - 1;
+    memcpy(value, data, k);
+    value[k] = '\0';
+    struct http_header h = {"retry-after", value};
     struct http_response r = {.status = 429, .headers = &h, .n_headers = 1};
     CHECK(http_retry_after_ms(&r, 1700000000) >= -1);
     return 0;

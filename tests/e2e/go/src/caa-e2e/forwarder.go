@@ -62,6 +62,7 @@ type Forwarder struct {
 	release chan struct{}
 	conns   []net.Conn
 	accepts int
+	dialed  map[string]int // local address the daemon dialed -> connections
 	// Misconfigurations for the refusal tests.
 	foreignCert     bool // present a certificate the daemon's CA did not sign
 	foreignClientCA bool // trust a CA that did not sign the daemon's client certificate
@@ -249,6 +250,12 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		l.f.mu.Lock()
 		l.f.conns = append(l.f.conns, c)
 		l.f.accepts++
+		if l.f.dialed == nil {
+			l.f.dialed = map[string]int{}
+		}
+		if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+			l.f.dialed[a.IP.String()]++
+		}
 		l.f.mu.Unlock()
 	}
 	return c, err
@@ -321,4 +328,15 @@ func agentCallOn(client *ttrpc.Client, service, method string, payload []byte, t
 	resp := &rawMsg{}
 	err := client.Call(ctx, service, method, &rawMsg{b: payload}, resp)
 	return resp.b, err
+}
+
+// Dialed is how many connections the daemon made to each local address.
+func (f *Forwarder) Dialed() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range f.dialed {
+		m[k] = v
+	}
+	return m
 }

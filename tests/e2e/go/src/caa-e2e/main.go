@@ -50,7 +50,11 @@ func run() (rc int) {
 	mirrorVM := flag.String("mirror-vm-netns", "", "with -mirror: the VM host network namespace path")
 	mirrorPod := flag.String("mirror-pod-netns", "", "with -mirror: the VM pod network namespace path")
 	mirrorDown := flag.Bool("mirror-teardown", false, "with -mirror: delete what -mirror built instead")
+	probe := flag.String("probe-version", "", "send Version to the daemon at this socket every 20 ms until stdin closes, then print the latencies")
 	flag.Parse()
+	if *probe != "" {
+		return runProbe(*probe)
+	}
 	if *mirror != "" {
 		return runMirror(*mirror, *mirrorVM, *mirrorPod, *mirrorDown)
 	}

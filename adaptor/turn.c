@@ -1,0 +1,84 @@
+/* turn: per-turn CPU budget and deferred work (see turn.h). */
+#include "turn.h"
+
+#include <stddef.h>
+
+static struct turn *turn_of_prepare(uv_prepare_t *p)
+{
+    return (struct turn *)((char *)p - offsetof(struct turn, prepare));
+}
+
+static struct turn *turn_of_idle(uv_idle_t *i)
+{
+    return (struct turn *)((char *)i - offsetof(struct turn, idle));
+}
+
+static void turn_reset(uv_prepare_t *p)
+{
+    turn_of_prepare(p)->began = 0;
+}
+
+static void turn_drain(uv_idle_t *i)
+{
+    struct turn *t = turn_of_idle(i);
+    /* At least one task per turn, so deferred work always progresses. */
+    do {
+        struct turn_task *task = t->head;
+        t->head = task->next;
+        if (!t->head)
+            t->tail = NULL;
+        task->next = NULL;
+        task->fn(task);
+    } while (t->head && !turn_spent(t));
+    if (!t->head)
+        uv_idle_stop(&t->idle);
+}
+
+void turn_init(struct turn *t, uv_loop_t *loop, uint64_t budget_ns, void *owner)
+{
+    t->began = 0;
+    t->budget_ns = budget_ns ? budget_ns : TURN_BUDGET_NS;
+    t->head = t->tail = NULL;
+    uv_prepare_init(loop, &t->prepare);
+    uv_idle_init(loop, &t->idle);
+    t->prepare.data = t->idle.data = owner;
+    uv_prepare_start(&t->prepare, turn_reset);
+    uv_unref((uv_handle_t *)&t->prepare);
+}
+
+bool turn_spent(struct turn *t)
+{
+    uint64_t now = uv_hrtime();
+    if (!t->began) {
+        t->began = now;
+        return false;
+    }
+    return now - t->began > t->budget_ns;
+}
+
+void turn_defer(struct turn *t, struct turn_task *task)
+{
+    task->next = NULL;
+    if (t->tail)
+        t->tail->next = task;
+    else
+        t->head = task;
+    t->tail = task;
+    uv_idle_start(&t->idle, turn_drain);
+}
+
+void turn_run_or_defer(struct turn *t, struct turn_task *task)
+{
+    if (t->head || turn_spent(t)) /* FIFO: nothing overtakes what waits already */
+        turn_defer(t, task);
+    else
+        task->fn(task);
+}
+
+void turn_close(struct turn *t, uv_close_cb cb)
+{
+    uv_prepare_stop(&t->prepare);
+    uv_idle_stop(&t->idle);
+    uv_close((uv_handle_t *)&t->prepare, cb);
+    uv_close((uv_handle_t *)&t->idle, cb);
+}
