@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1344,10 +1345,77 @@ static void handle_getinfo(struct ttrpc_call *call, const uint8_t *p, size_t n, 
     podvminfo__get_info_request__free_unpacked(req, NULL);
 }
 
+/* CreateVM, StartVM and StopVM come in bursts when many pods start or stop together; past
+ * the loop turn's budget (adaptor/turn.h) they wait for a later turn, in order, so a burst
+ * never holds the loop and Version or GetInfo are answered meanwhile. The payload is copied;
+ * a call cancelled while it waits (deadline, closed connection) is failed when its turn
+ * comes instead of being started. */
+struct deferred_call {
+    struct turn_task task;
+    struct ttrpc_call *call;
+    ttrpc_handler_fn fn;
+    struct daemon *d;
+    int cancel_code;
+    size_t n;
+    uint8_t p[];
+};
+
+static void deferred_cancelled(struct ttrpc_call *call, int code, void *arg)
+{
+    (void)call;
+    struct deferred_call *dc = arg;
+    dc->cancel_code = code;
+}
+
+static void deferred_run(struct turn_task *t)
+{
+    struct deferred_call *dc = (struct deferred_call *)((char *)t - offsetof(struct deferred_call, task));
+    if (dc->cancel_code) {
+        ttrpc_call_fail(dc->call, dc->cancel_code, "the call ended before the daemon got to it (%s)",
+                        dc->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled");
+    } else {
+        ttrpc_call_on_cancel(dc->call, NULL, NULL);
+        dc->fn(dc->call, dc->p, dc->n, dc->d);
+    }
+    free(dc);
+}
+
+static void handle_bulk(struct ttrpc_call *call, const uint8_t *p, size_t n, struct daemon *d, ttrpc_handler_fn fn)
+{
+    if (!d->turn.head && !turn_spent(&d->turn)) {
+        fn(call, p, n, d);
+        return;
+    }
+    struct deferred_call *dc = malloc(sizeof(*dc) + n);
+    if (!dc) {
+        ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    *dc = (struct deferred_call){.task = {.fn = deferred_run}, .call = call, .fn = fn, .d = d, .n = n};
+    memcpy(dc->p, p, n);
+    ttrpc_call_on_cancel(call, deferred_cancelled, dc);
+    turn_defer(&d->turn, &dc->task);
+}
+
+static void handle_create_bulk(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    handle_bulk(call, p, n, ctx, handle_create);
+}
+
+static void handle_start_bulk(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    handle_bulk(call, p, n, ctx, handle_start);
+}
+
+static void handle_stop_bulk(struct ttrpc_call *call, const uint8_t *p, size_t n, void *ctx)
+{
+    handle_bulk(call, p, n, ctx, handle_stop);
+}
+
 const struct ttrpc_method hypervisor_methods[] = {
-    {"hypervisor.Hypervisor", "CreateVM", handle_create},
-    {"hypervisor.Hypervisor", "StartVM", handle_start},
-    {"hypervisor.Hypervisor", "StopVM", handle_stop},
+    {"hypervisor.Hypervisor", "CreateVM", handle_create_bulk},
+    {"hypervisor.Hypervisor", "StartVM", handle_start_bulk},
+    {"hypervisor.Hypervisor", "StopVM", handle_stop_bulk},
     {"hypervisor.Hypervisor", "Version", handle_version},
     {"podvminfo.PodVMInfo", "GetInfo", handle_getinfo},
 };

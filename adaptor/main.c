@@ -245,8 +245,11 @@ static int daemon_run(struct daemon *d)
         uv_loop_close(&loop);
         return 1;
     }
-    if (d->pops->init(&loop, &d->cfg, d->popts, &d->prov, &perr)) {
+    turn_init(&d->turn, &loop, 0, d);
+    if (d->pops->init(&loop, &d->turn, &d->cfg, d->popts, &d->prov, &perr)) {
         fprintf(stderr, "cloud-api-adaptor: %s: %s\n", d->pops->name, perr.msg);
+        turn_close(&d->turn, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         SSL_CTX_free(d->client_ctx);
         tlsca_free(d->tls);
@@ -255,7 +258,6 @@ static int daemon_run(struct daemon *d)
         return 1;
     }
     int status = 1;
-    turn_init(&d->turn, &loop, 0, d); /* closed with every other handle on the way out */
     if (sandbox_store_init(&d->store, &loop, d->cfg.pods_dir)) {
         fprintf(stderr, "cloud-api-adaptor: out of memory\n");
         goto out_provider;

@@ -61,13 +61,16 @@ typedef void (*provider_delete_cb)(void *arg, const struct provider_error *err);
 typedef void (*provider_list_cb)(void *arg, const struct provider_error *err, const struct provider_instance *v,
                                  size_t n);
 
+struct turn;
+
 struct provider_ops {
     const char *name;
     /* Allocates the provider's option struct and registers its flags; NULL on failure. */
     void *(*options_new)(struct config_registry *reg);
     void (*options_free)(void *opts);
-    /* Validates options and prepares the provider (may do blocking start-up work). */
-    int (*init)(uv_loop_t *loop, const struct config *cfg, void *opts, struct provider **out,
+    /* Validates options and prepares the provider (may do blocking start-up work). turn is
+     * the loop's CPU budget per turn (adaptor/turn.h) for work that comes in bursts. */
+    int (*init)(uv_loop_t *loop, struct turn *turn, const struct config *cfg, void *opts, struct provider **out,
                 struct provider_error *err);
     /* NULL when the create could not be started at all (no callback follows then). */
     struct provider_op *(*create)(struct provider *p, const struct provider_create_req *req,

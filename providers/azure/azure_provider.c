@@ -1338,7 +1338,7 @@ static int config_check(struct provider *p, struct provider_error *err)
     return 0;
 }
 
-static int az_init(uv_loop_t *loop, const struct config *cfg, void *opts, struct provider **out,
+static int az_init(uv_loop_t *loop, struct turn *turn, const struct config *cfg, void *opts, struct provider **out,
                    struct provider_error *err)
 {
     struct az_options *o = opts;
@@ -1391,7 +1391,7 @@ static int az_init(uv_loop_t *loop, const struct config *cfg, void *opts, struct
         snprintf(err->msg, sizeof(err->msg), "%s", *o->ssh_key_path ? e2 : "generating the SSH public key failed");
         goto fail;
     }
-    struct http_config hc = {.ca_file = o->ca_bundle, .max_active = 16};
+    struct http_config hc = {.ca_file = o->ca_bundle, .max_active = 16, .turn = turn};
     if (!(p->http = http_new(loop, &hc, e2, sizeof(e2)))) {
         snprintf(err->msg, sizeof(err->msg), "%s", e2);
         goto fail;

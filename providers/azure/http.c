@@ -14,7 +14,7 @@ struct http {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct turn turn; /* libcurl work per loop turn is bounded (see poll_cb) */
+    struct turn *turn; /* optional loop-turn budget (see poll_cb) */
     char *ca_file;
     unsigned max_active, active;
     long connect_timeout_ms;
@@ -89,7 +89,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
     struct sock_ctx *sc = (struct sock_ctx *)p;
     struct http *h = sc->h;
     int flags = 0, running;
-    if (status >= 0 && turn_spent(&h->turn))
+    if (status >= 0 && h->turn && turn_spent(h->turn))
         return;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -137,7 +137,7 @@ static void timer_fire(uv_timer_t *t)
 {
     struct http *h = t->data;
     int running;
-    if (turn_spent(&h->turn)) { /* 1 ms: a 0 ms timer started in the timer phase runs again at once */
+    if (h->turn && turn_spent(h->turn)) { /* 1 ms: a 0 ms timer started in the timer phase runs again at once */
         uv_timer_start(&h->timer, timer_fire, 1, 0);
         return;
     }
@@ -444,8 +444,8 @@ struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err,
     }
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
-    turn_init(&h->turn, loop, 0, h);
-    h->handles = 3;
+    h->turn = cfg->turn;
+    h->handles = 1;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -482,7 +482,6 @@ void http_free(struct http *h)
     h->multi = NULL;
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, handle_closed);
-    turn_close(&h->turn, handle_closed);
 }
 
 const char *http_header_get(const struct http_response *r, const char *name)

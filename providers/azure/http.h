@@ -22,12 +22,14 @@
 #define HTTP_HEADER_VALUE_MAX 4096
 
 struct http;
+struct turn;
 struct http_call;
 
 struct http_config {
     const char *ca_file;  /* NULL or "": the system's CA store */
     unsigned max_active;  /* concurrent transfers; 0 = 16 */
     long connect_timeout_ms; /* 0 = 10 s */
+    struct turn *turn;       /* optional: libcurl work per loop turn is bounded by its budget */
 };
 
 struct http_request {

@@ -1053,9 +1053,10 @@ static int host_probe(struct provider *p, virConnectPtr c, struct provider_error
     return 0;
 }
 
-static int lv_init(uv_loop_t *loop, const struct config *cfg, void *opts, struct provider **out,
+static int lv_init(uv_loop_t *loop, struct turn *turn, const struct config *cfg, void *opts, struct provider **out,
                    struct provider_error *e)
 {
+    (void)turn; /* nothing of this provider comes in bursts the budget would spread */
     struct lv_options *o = opts;
     if (options_check(o, e))
         return -1;

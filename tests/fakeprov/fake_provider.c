@@ -75,9 +75,10 @@ static void fake_options_free(void *o)
     free(o);
 }
 
-static int fake_init(uv_loop_t *loop, const struct config *cfg, void *opts, struct provider **out,
+static int fake_init(uv_loop_t *loop, struct turn *turn, const struct config *cfg, void *opts, struct provider **out,
                      struct provider_error *err)
 {
+    (void)turn; /* nothing of this provider comes in bursts the budget would spread */
     (void)cfg;
     struct fake_options *o = opts;
     if (!*o->dir || (mkdir(o->dir, 0700) && errno != EEXIST)) {

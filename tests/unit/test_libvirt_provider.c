@@ -101,7 +101,7 @@ static int env_open(struct env *e, const char *const *extra, size_t n_extra)
     assert_int_equal(config_registry_parse(&e->reg, argc, argv, err, sizeof(err)), CONFIG_PARSE_OK);
     e->cfg.node_name = "node-under-test";
     struct provider_error pe = {0};
-    int rc = libvirt_provider_ops.init(&e->loop, &e->cfg, e->opts, &e->p, &pe);
+    int rc = libvirt_provider_ops.init(&e->loop, NULL, &e->cfg, e->opts, &e->p, &pe);
     if (rc)
         print_message("init: %s\n", pe.msg);
     return rc;

@@ -657,7 +657,7 @@ func scAzureConcurrent(t *T) {
 		len(lat), lat[len(lat)/2], p90, worst, len(arm.Requests), conns)
 	arm.mu.Unlock()
 	// The issue asks < 10 ms for every answer; on a 2-vCPU runner that also carries the fake
-	// cloud, the stand-in VMs and 100 clients, the slowest answers are 12-27 ms (the loop
+	// cloud, the stand-in VMs and 100 clients, the slowest answers are 9-20 ms (the loop
 	// thread preempted, see BENCHMARKS.md), so the test holds p90 to 10 ms and the worst to
 	// 50 ms — before the turn budget the worst was 40-100 ms.
 	// Timing is the optimised build's: under ASan+UBSan every step costs a few times more,
