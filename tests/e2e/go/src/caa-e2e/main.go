@@ -50,10 +50,18 @@ func run() (rc int) {
 	mirrorVM := flag.String("mirror-vm-netns", "", "with -mirror: the VM host network namespace path")
 	mirrorPod := flag.String("mirror-pod-netns", "", "with -mirror: the VM pod network namespace path")
 	mirrorDown := flag.Bool("mirror-teardown", false, "with -mirror: delete what -mirror built instead")
+	echoSock := flag.String("ttrpc-echo", "", "serve Version on this socket with Go's containerd/ttrpc until killed (server benchmark)")
+	benchSrv := flag.Int("bench-server", 0, "run the server benchmark with this many Version calls per run (tests/bench/server.sh)")
 	probe := flag.String("probe-version", "", "send Version to the daemon at this socket every 20 ms until stdin closes, then print the latencies")
 	flag.Parse()
 	if *probe != "" {
 		return runProbe(*probe)
+	}
+	if *echoSock != "" {
+		return serveTTRPCEcho(*echoSock)
+	}
+	if *benchSrv > 0 {
+		return runServerBench(*daemon, *benchSrv)
 	}
 	if *mirror != "" {
 		return runMirror(*mirror, *mirrorVM, *mirrorPod, *mirrorDown)

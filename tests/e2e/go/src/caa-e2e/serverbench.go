@@ -1,0 +1,253 @@
+package main
+
+// The server benchmark (tests/bench/server.sh), issue 9's P1 and P3:
+//   - Version calls against the daemon and against a Go containerd/ttrpc server answering the
+//     same bytes (a process of its own, the library the kata shim and the Go daemon use), same
+//     Go client, 1 and 8 connections: server CPU per call (utime+stime from /proc/<pid>/stat)
+//     and calls/s, as ratios daemon / Go;
+//   - CreateVM + StartVM + StopVM with the instant fake provider: p50/p99, and the ratio to one
+//     Version round trip measured in the same run;
+//   - RSS idle and with 500 running sandboxes (VmRSS from /proc/<pid>/status).
+// Results are printed; nothing here is a pass/fail test.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/ttrpc"
+)
+
+// serveTTRPCEcho is the Go side of P1: a containerd/ttrpc server whose Version answers the
+// daemon's exact bytes. Runs until killed.
+func serveTTRPCEcho(sock string) int {
+	os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv.Register(hypervisorService, map[string]ttrpc.Method{
+		"Version": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+			var req rawMsg
+			if err := unmarshal(&req); err != nil {
+				return nil, err
+			}
+			return &rawMsg{b: []byte{0x0a, 0x05, '0', '.', '0', '.', '0'}}, nil
+		},
+	})
+	if err := srv.Serve(context.Background(), ln); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// cpuTicks is utime+stime of pid in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k, nil
+}
+
+func rssKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			v, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// versionLoad makes calls Version calls over conns connections (each sequential) and
+// returns the wall time and the server's CPU ticks for them.
+func versionLoad(sock string, pid, conns, calls int) (time.Duration, int64, error) {
+	clients := make([]*ttrpc.Client, conns)
+	for i := range clients {
+		c, err := net.DialTimeout("unix", sock, 5*time.Second)
+		if err != nil {
+			return 0, 0, err
+		}
+		clients[i] = ttrpc.NewClient(c)
+		defer clients[i].Close()
+	}
+	before, err := cpuTicks(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	began := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for _, cl := range clients {
+		wg.Add(1)
+		go func(cl *ttrpc.Client) {
+			defer wg.Done()
+			for i := 0; i < calls/conns; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				resp := &rawMsg{}
+				err := cl.Call(ctx, hypervisorService, "Version", &rawMsg{}, resp)
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(cl)
+	}
+	wg.Wait()
+	el := time.Since(began)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, 0, err
+	}
+	after, err := cpuTicks(pid)
+	return el, after - before, err
+}
+
+func runServerBench(daemonBin string, calls int) int {
+	dir, err := os.MkdirTemp("", "sb-")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	t := &T{name: "server-bench", dir: dir, daemonB: daemonBin}
+	defer t.killDaemons()
+	d := t.StartDaemon("-disable-tls", "-peerpods-limit-per-node", "1000")
+	if t.Failed() {
+		return 1
+	}
+	dpid := d.cmd.Process.Pid
+	idle := rssKiB(dpid) // before any load grows the heap
+	self, _ := os.Executable()
+	echoSock := filepath.Join(dir, "echo.sock")
+	echo := exec.Command(self, "-ttrpc-echo", echoSock)
+	echo.Stderr = os.Stderr
+	if err := echo.Start(); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	registerProc(echo.Process)
+	defer func() { echo.Process.Kill(); echo.Wait(); unregisterProc(echo.Process) }()
+	up := func() bool {
+		c, err := net.Dial("unix", echoSock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	if !waitFor(10*time.Second, up) {
+		fmt.Println("bench: the Go ttrpc server did not come up")
+		return 1
+	}
+
+	fmt.Printf("P1 Version: %d calls per run, server CPU from /proc/<pid>/stat\n", calls)
+	for _, conns := range []int{1, 8} {
+		// Warm up both, then interleave 3 rounds each.
+		versionLoad(d.Dirs.Sock, dpid, conns, calls/10)
+		versionLoad(echoSock, echo.Process.Pid, conns, calls/10)
+		var dw, gw time.Duration
+		var dc, gc int64
+		for r := 0; r < 3; r++ {
+			w, c, err := versionLoad(d.Dirs.Sock, dpid, conns, calls)
+			if err != nil {
+				fmt.Printf("bench: daemon: %v\n", err)
+				return 1
+			}
+			dw, dc = dw+w, dc+c
+			w, c, err = versionLoad(echoSock, echo.Process.Pid, conns, calls)
+			if err != nil {
+				fmt.Printf("bench: go server: %v\n", err)
+				return 1
+			}
+			gw, gc = gw+w, gc+c
+		}
+		n := float64(3 * calls)
+		cpuRatio := float64(dc) / float64(gc)
+		fmt.Printf("  %d conn: CPU per call daemon/go %.2fx (go uses %.1fx the daemon's CPU), calls/s daemon/go %.2fx"+
+			" [daemon %.0f calls/s, %.1f us CPU/call; go %.0f calls/s, %.1f us CPU/call]\n",
+			conns, cpuRatio, 1/cpuRatio, gw.Seconds()/dw.Seconds(),
+			n/dw.Seconds(), float64(dc)*1e4/n, n/gw.Seconds(), float64(gc)*1e4/n)
+	}
+
+	// One Version round trip on a fresh connection: the baseline of the lifecycle numbers.
+	var base []time.Duration
+	for i := 0; i < 50; i++ {
+		began := time.Now()
+		if err := d.Call(hypervisorService, "Version", &VersionRequest{}, &VersionResponse{}, optsPlain); err != nil {
+			fmt.Printf("bench: %v\n", err)
+			return 1
+		}
+		base = append(base, time.Since(began))
+	}
+	sort.Slice(base, func(i, j int) bool { return base[i] < base[j] })
+	var lc []time.Duration
+	for i := 0; i < 200; i++ {
+		id := newSandboxID()
+		began := time.Now()
+		if _, err := d.CreateVM(id, fmt.Sprintf("bench-%03d", i), "bench"); err != nil {
+			fmt.Printf("bench: CreateVM: %s\n", describeErr(err))
+			return 1
+		}
+		if err := d.StartVM(id, optsStart); err != nil {
+			fmt.Printf("bench: StartVM: %s\n", describeErr(err))
+			return 1
+		}
+		if err := d.StopVM(id); err != nil {
+			fmt.Printf("bench: StopVM: %s\n", describeErr(err))
+			return 1
+		}
+		lc = append(lc, time.Since(began))
+	}
+	sort.Slice(lc, func(i, j int) bool { return lc[i] < lc[j] })
+	p50, p99 := lc[len(lc)/2], lc[len(lc)*99/100]
+	fmt.Printf("Create+Start+Stop, instant fake provider, 200 sequential: p50 %v p99 %v (target p99 < 2 ms); "+
+		"p50 = %.1fx one Version round trip on a fresh connection (%v)\n",
+		p50.Round(time.Microsecond), p99.Round(time.Microsecond), float64(p50)/float64(base[len(base)/2]),
+		base[len(base)/2].Round(time.Microsecond))
+
+	ids := make([]string, 500)
+	for i := range ids {
+		ids[i] = newSandboxID()
+		if _, err := d.CreateVM(ids[i], fmt.Sprintf("rss-%03d", i), "bench"); err != nil {
+			fmt.Printf("bench: CreateVM: %s\n", describeErr(err))
+			return 1
+		}
+		if err := d.StartVM(ids[i], optsStart); err != nil {
+			fmt.Printf("bench: StartVM: %s\n", describeErr(err))
+			return 1
+		}
+	}
+	full := rssKiB(dpid)
+	fmt.Printf("P3 RSS: idle %.2f MiB (target <= 4 MiB: %.2fx of it), 500 running sandboxes %.2f MiB, "+
+		"%.1f KiB per sandbox (target <= 64 KiB: %.2fx of it)\n",
+		float64(idle)/1024, float64(idle)/4096, float64(full)/1024, float64(full-idle)/500, float64(full-idle)/500/64)
+	for _, id := range ids {
+		d.StopVM(id)
+	}
+	return 0
+}
