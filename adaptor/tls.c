@@ -27,8 +27,10 @@ struct tls_conn {
     int hs_rc;
     char hs_why[384];
     size_t queued;
-    uint8_t rbuf[READ_CHUNK];
-    uint8_t pbuf[READ_CHUNK];
+    /* Malloc'd apart, not zeroed: only the pages traffic touches become resident, so an idle
+     * link costs a few KiB, not 128 (issue 9, P3). pbuf only with TLS. */
+    uint8_t *rbuf; /* ciphertext (or plain bytes) from the socket, READ_CHUNK */
+    uint8_t *pbuf; /* plaintext out of SSL_read, READ_CHUNK */
 };
 
 struct wreq {
@@ -56,6 +58,10 @@ static void closed(uv_handle_t *h)
         return; /* hs_done frees */
     if (c->ssl)
         SSL_free(c->ssl); /* frees both BIOs */
+    free(c->rbuf);
+    if (c->pbuf)
+        OPENSSL_cleanse(c->pbuf, READ_CHUNK); /* decrypted agent traffic */
+    free(c->pbuf);
     free(c);
 }
 
@@ -198,7 +204,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     struct tls_conn *c = (struct tls_conn *)h;
-    *buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+    *buf = uv_buf_init((char *)c->rbuf, READ_CHUNK);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -305,7 +311,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void drain(struct tls_conn *c)
 {
     for (;;) {
-        int n = SSL_read(c->ssl, c->pbuf, sizeof(c->pbuf));
+        int n = SSL_read(c->ssl, c->pbuf, READ_CHUNK);
         if (n > 0) {
             c->cbs.on_data(c->arg, c->pbuf, (size_t)n);
             if (c->closing || c->lost)
@@ -363,6 +369,12 @@ struct tls_conn *tls_conn_dial(uv_loop_t *loop, const struct sockaddr *addr, SSL
     c->arg = arg;
     c->prepare = prepare;
     c->parg = parg;
+    if (!(c->rbuf = malloc(READ_CHUNK)) || (ctx && !(c->pbuf = malloc(READ_CHUNK)))) {
+        free(c->rbuf);
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     if (ctx) {
         c->ssl = SSL_new(ctx);
         c->rbio = BIO_new(BIO_s_mem());
@@ -372,6 +384,8 @@ struct tls_conn *tls_conn_dial(uv_loop_t *loop, const struct sockaddr *addr, SSL
                 SSL_free(c->ssl);
             BIO_free(c->rbio);
             BIO_free(c->wbio);
+            free(c->rbuf);
+            free(c->pbuf);
             free(c);
             snprintf(err, errlen, "out of memory");
             return NULL;
@@ -380,6 +394,8 @@ struct tls_conn *tls_conn_dial(uv_loop_t *loop, const struct sockaddr *addr, SSL
         SSL_set_connect_state(c->ssl);
         if (prepare && prepare(parg, c->ssl, err, errlen)) {
             SSL_free(c->ssl);
+            free(c->rbuf);
+            free(c->pbuf);
             free(c);
             return NULL;
         }
