@@ -28,11 +28,12 @@ obj = $(patsubst %.c,build/$(1)/%.o,$(2))
 CORE_OBJ      := $(call obj,obj,$(CORE_SRC))
 CORE_SAN_OBJ  := $(call obj,san,$(CORE_SRC))
 UNIT_BIN      := $(patsubst tests/unit/%.c,build/test/unit/%,$(UNIT_SRC))
+UNIT_VG_BIN   := $(patsubst tests/unit/%.c,build/test/unit-vg/%,$(UNIT_SRC))
 FUZZ_BIN      := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps print-deps check unit e2e fuzz fuzz-check bench run demo clean
+.PHONY: all deps print-deps check unit unit-valgrind e2e fuzz fuzz-check bench run demo clean
 .SECONDARY:
 
 all: build/cloud-api-adaptor build/test/cloud-api-adaptor
@@ -44,7 +45,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-c
             libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso \
             libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables socat \
             libmnl-dev libnftables-dev nftables conntrack iputils-ping libcurl4-openssl-dev \
-            golang-github-vishvananda-netlink-dev golang-github-vishvananda-netns-dev
+            golang-github-vishvananda-netlink-dev golang-github-vishvananda-netns-dev valgrind
 print-deps:
 	@echo $(DEB_PKGS)
 
@@ -104,6 +105,11 @@ build/test/unit/%: tests/unit/%.c $(CORE_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -o $@ $< $(CORE_SAN_OBJ) $(LIBS) -lcmocka
 
+# The same tests without sanitizers, for valgrind (memcheck cannot run ASan binaries).
+build/test/unit-vg/%: tests/unit/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS) -lcmocka
+
 # libFuzzer targets under ASan+UBSan; each links the pure modules it exercises.
 build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(CORE_SRC) $(GEN_H)
 	@mkdir -p $(dir $@)
@@ -112,6 +118,9 @@ build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(CORE_SRC) $(GEN_H)
 
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
+
+unit-valgrind: $(UNIT_VG_BIN)
+	@UNIT_RUNNER=valgrind tests/run-unit.sh $(UNIT_VG_BIN)
 
 e2e: build/test/cloud-api-adaptor
 	@tests/e2e/run-core.sh
@@ -122,8 +131,8 @@ fuzz: $(FUZZ_BIN)
 fuzz-check: $(FUZZ_BIN)
 	@tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool build/test/toml-dump build/test/cidata-tool $(UNIT_BIN) $(FUZZ_BIN)
-	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)"
+check: all build/test/san/cloud-api-adaptor build/test/tlsca-tool build/test/toml-dump build/test/cidata-tool $(UNIT_BIN) $(UNIT_VG_BIN) $(FUZZ_BIN)
+	@tests/run-check.sh "$(FUZZ_SECONDS)" "$(UNIT_BIN)" "$(FUZZ_BIN)" "$(UNIT_VG_BIN)"
 
 bench: all
 	@if ls tests/bench/*.sh >/dev/null 2>&1; then for b in tests/bench/*.sh; do bash $$b || exit 1; done; \

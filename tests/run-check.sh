@@ -2,7 +2,7 @@
 # make check: unit tests (ASan+UBSan), fuzz targets (bounded), end-to-end tests against the
 # real daemon binary. Ends with one line "check: N passed, N failed".
 set -uo pipefail
-fuzz_secs=$1 units=$2 fuzzers=$3
+fuzz_secs=$1 units=$2 fuzzers=$3 vg_units=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 total_p=0 total_f=0
@@ -19,6 +19,10 @@ mkdir -p build/logs
 echo "== unit tests (ASan+UBSan)"
 # shellcheck disable=SC2086
 tests/run-unit.sh $units 2>&1 | tee build/logs/unit.log; tally build/logs/unit.log unit "${PIPESTATUS[0]}"
+echo "== unit tests again under valgrind (memcheck: no error, no definite leak)"
+# shellcheck disable=SC2086
+UNIT_RUNNER=valgrind tests/run-unit.sh $vg_units 2>&1 | tee build/logs/unit-valgrind.log
+tally build/logs/unit-valgrind.log unit-valgrind "${PIPESTATUS[0]}"
 echo "== fuzz targets (${fuzz_secs}s each)"
 # shellcheck disable=SC2086
 tests/run-fuzz.sh "$fuzz_secs" $fuzzers 2>&1 | tee build/logs/fuzz.log; tally build/logs/fuzz.log fuzz "${PIPESTATUS[0]}"
