@@ -252,10 +252,55 @@ func runServerBench(daemonBin string, calls int) int {
 	for _, id := range ids {
 		d.StopVM(id)
 	}
+	if rc := benchMemoryTLS(daemonBin); rc != 0 {
+		return rc
+	}
 	if rc := benchScale(daemonBin); rc != 0 {
 		return rc
 	}
 	return benchForwarderUp(daemonBin)
+}
+
+// benchMemoryTLS is P3 again with mutual TLS to the forwarders (the default): what an SSL
+// object and the plaintext buffer add per running sandbox.
+func benchMemoryTLS(daemonBin string) int {
+	dir, err := os.MkdirTemp("", "mt-")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	t := &T{name: "tls-memory-bench", dir: dir, daemonB: daemonBin}
+	defer t.killDaemons()
+	d := t.StartDaemon("-peerpods-limit-per-node", "1000")
+	if t.Failed() {
+		return 1
+	}
+	pid := d.cmd.Process.Pid
+	idle := statusKiB(pid, "RssAnon")
+	ids := make([]string, 500)
+	for i := range ids {
+		ids[i] = newSandboxID()
+	}
+	if _, err := startAll(d, ids[:1], "warm"); err != nil { // the first TLS link loads OpenSSL's tables
+		fmt.Printf("bench: %v\n", err)
+		return 1
+	}
+	warm := statusKiB(pid, "RssAnon")
+	for i := 1; i < len(ids); i++ {
+		if _, err := startAll(d, ids[i:i+1], fmt.Sprintf("tls%03d", i)); err != nil {
+			fmt.Printf("bench: %v\n", err)
+			return 1
+		}
+	}
+	full := statusKiB(pid, "RssAnon")
+	fmt.Printf("P3 memory with mutual TLS: anonymous %.2f MiB idle, %.2f MiB after the first link, %.2f MiB with 500 "+
+		"sandboxes: %.1f KiB per sandbox (target <= 64 KiB: %.2fx of it)\n", float64(idle)/1024, float64(warm)/1024,
+		float64(full)/1024, float64(full-warm)/499, float64(full-warm)/499/64)
+	for _, id := range ids {
+		d.StopVM(id)
+	}
+	return 0
 }
 
 // startAll runs CreateVM + StartVM for every id at once and returns the wall time.
