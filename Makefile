@@ -33,7 +33,7 @@ FUZZ_BIN      := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps print-deps check unit unit-valgrind e2e fuzz fuzz-check bench run demo clean
+.PHONY: all deps print-deps check unit unit-valgrind e2e node fuzz fuzz-check bench run demo clean
 .SECONDARY:
 
 all: build/cloud-api-adaptor build/test/cloud-api-adaptor
@@ -124,6 +124,10 @@ unit-valgrind: $(UNIT_VG_BIN)
 
 e2e: build/test/cloud-api-adaptor
 	@tests/e2e/run-core.sh
+
+# The simulated worker node's acceptance scenarios (tests/node/run.sh, root only).
+node: build/test/cloud-api-adaptor
+	@tests/node/run.sh
 
 fuzz: $(FUZZ_BIN)
 	@tests/run-fuzz.sh 300 $(FUZZ_BIN)

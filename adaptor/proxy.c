@@ -70,6 +70,7 @@ struct proxy {
     const struct tlsca *tls;
     uint16_t port;
     int64_t proxy_timeout_ms;
+    bool ready_by_proxy_timeout; /* the readiness wait ends at PROXY_TIMEOUT, not at StartVM's deadline */
     bool gpus_annotated;
 
     uv_pipe_t listener;
@@ -1234,9 +1235,17 @@ static void dial(struct proxy *px)
 static void ready_expired(uv_timer_t *t)
 {
     struct proxy *px = t->data;
-    char msg[512];
-    snprintf(msg, sizeof(msg), "error connecting to agent: failed to establish agent proxy connection to %s: %s",
-             px->addr_text, px->last_error[0] ? px->last_error : "no connection yet");
+    char msg[768];
+    char waited[64];
+    if (px->ready_by_proxy_timeout)
+        snprintf(waited, sizeof(waited), "PROXY_TIMEOUT (%lld ms)", (long long)px->proxy_timeout_ms);
+    else
+        snprintf(waited, sizeof(waited), "StartVM's deadline");
+    snprintf(msg, sizeof(msg),
+             "error connecting to agent: failed to establish agent proxy connection to %s: %s; no forwarder "
+             "answered within %s: check that the pod VM boots and runs agent-protocol-forwarder on port %u, "
+             "and that the network lets the worker reach it",
+             px->addr_text, px->last_error[0] ? px->last_error : "no connection yet", waited, px->port);
     ready_report(px, TTRPC_DEADLINE_EXCEEDED, msg);
 }
 
@@ -1259,8 +1268,11 @@ int proxy_connect(struct proxy *px, const char *ip, uint64_t deadline_ms, proxy_
     px->ready_cb = cb;
     px->ready_arg = arg;
     uint64_t limit = uv_now(px->loop) + (uint64_t)px->proxy_timeout_ms;
-    if (deadline_ms && deadline_ms < limit)
+    px->ready_by_proxy_timeout = true;
+    if (deadline_ms && deadline_ms < limit) {
         limit = deadline_ms;
+        px->ready_by_proxy_timeout = false;
+    }
     uint64_t now = uv_now(px->loop);
     uv_timer_start(&px->ready_timer, ready_expired, limit > now ? limit - now : 0, 0);
     px->backoff_ms = BACKOFF_MIN_MS;

@@ -197,12 +197,18 @@ static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 /* Go's %q for the strings that matter here: quotes, backslash, control bytes and invalid
  * UTF-8 are escaped; valid non-ASCII code points pass through (Go would also escape the
  * non-printable ones; instance type names are ASCII in practice). */
+#define QUOTE_MAX 96
+
 static void sbuf_quote(struct sbuf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
 
     sbuf_putc(b, '"');
     while (*p) {
+        if (p - (const unsigned char *)s >= QUOTE_MAX) { /* an annotation can be huge: keep the hint in the message */
+            sbuf_printf(b, "\"... (%zu bytes)", strlen(s));
+            return;
+        }
         size_t len;
         long cp = utf8_next(p, &len);
 

@@ -41,6 +41,8 @@ DAEMON=build/test/san/cloud-api-adaptor tests/e2e/run-core.sh 2>&1 | tee build/l
 tally build/logs/e2e-core-san.log e2e-san "${PIPESTATUS[0]}"
 echo "== pod networking over VXLAN: real datapath between namespaces made by the test (daemon built with ASan+UBSan)"
 DAEMON=build/test/san/cloud-api-adaptor tests/vxlan/run.sh 2>&1 | tee build/logs/vxlan.log; tally build/logs/vxlan.log vxlan "${PIPESTATUS[0]}"
+echo "== simulated worker node: acceptance, restart, crash, cloud faults, bad input, secrets (daemon built with ASan+UBSan)"
+DAEMON=build/test/san/cloud-api-adaptor tests/node/run.sh 2>&1 | tee build/logs/node.log; tally build/logs/node.log node "${PIPESTATUS[0]}"
 echo "== libvirt provider against a real libvirtd started in namespaces of its own (daemon built with ASan+UBSan)"
 tests/libvirt/isolated.sh build/test/caa-e2e -daemon build/test/san/cloud-api-adaptor -run '^libvirtd_' 2>&1 |
     tee build/logs/libvirtd.log

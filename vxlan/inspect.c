@@ -226,7 +226,7 @@ static int neighs_read(struct nl *nl, struct neigh_acc *acc)
 
 /* ---- entry points --------------------------------------------------------------------- */
 
-int inspect_node(const char *host_iface, struct podnet *pn, char *err, size_t errlen)
+static int node_once(const char *host_iface, struct podnet *pn, char *err, size_t errlen)
 {
     struct nl nl;
     struct links links; /* 8 KiB */
@@ -273,7 +273,7 @@ out:
     return rc;
 }
 
-int inspect_pod(const char *netns_path, struct podnet *pn, char *err, size_t errlen)
+static int pod_once(const char *netns_path, struct podnet *pn, char *err, size_t errlen)
 {
     struct nl nl;
     struct links links;
@@ -331,5 +331,23 @@ int inspect_pod(const char *netns_path, struct podnet *pn, char *err, size_t err
     podnet_routes_sort(pn->routes, pn->n_routes);
 out:
     nl_close(&nl);
+    return rc;
+}
+
+/* A dump the kernel marks interrupted (NLM_F_DUMP_INTR, EINTR from libmnl) raced a change of
+ * the namespace's links, routes or addresses, e.g. a CNI adding another pod: read it all again. */
+int inspect_node(const char *host_iface, struct podnet *pn, char *err, size_t errlen)
+{
+    int rc;
+    for (int i = 0; (rc = node_once(host_iface, pn, err, errlen)) == -EINTR && i < NL_DUMP_TRIES; i++)
+        ;
+    return rc;
+}
+
+int inspect_pod(const char *netns_path, struct podnet *pn, char *err, size_t errlen)
+{
+    int rc;
+    for (int i = 0; (rc = pod_once(netns_path, pn, err, errlen)) == -EINTR && i < NL_DUMP_TRIES; i++)
+        ;
     return rc;
 }

@@ -44,6 +44,10 @@ int nl_get(struct nl *nl, struct nlmsghdr *nlh, nl_msg_cb cb, void *data);
  * the first negative value cb returns, as -errno). */
 int nl_dump(struct nl *nl, struct nlmsghdr *nlh, nl_msg_cb cb, void *data);
 
+/* How often a caller reads again after a dump the kernel marked interrupted (-EINTR: the set
+ * changed while it was read); each try starts from scratch. */
+#define NL_DUMP_TRIES 8
+
 /* A dump of every object of one kind: type (RTM_GETLINK, RTM_GETROUTE, ...) with its family
  * header of hdrlen bytes (ifinfomsg, rtmsg, ...) zeroed but for the family, its first byte. */
 int nl_dump_all(struct nl *nl, uint16_t type, uint8_t family, size_t hdrlen, nl_msg_cb cb, void *data);

@@ -298,13 +298,20 @@ static int scan_cb(const struct nlmsghdr *nlh, void *data)
 int tunnel_scan(const char *netns_path, void (*fn)(uint32_t vni, uint16_t port, const char *ifname, void *arg),
                 void *arg, char *err, size_t errlen)
 {
-    struct nl nl;
-    int rc = nl_open(&nl, netns_path, err, errlen);
-    if (rc)
-        return rc;
     struct scan_ctx c = {fn, arg};
-    if ((rc = nl_dump_all(&nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), scan_cb, &c)))
+    int rc;
+    /* An interrupted dump (a link changed meanwhile) leaves its rest queued on the socket:
+     * read again on a new one. fn may then see a device twice. */
+    for (int i = 0; i <= NL_DUMP_TRIES; i++) {
+        struct nl nl;
+        if ((rc = nl_open(&nl, netns_path, err, errlen)))
+            return rc;
+        rc = nl_dump_all(&nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), scan_cb, &c);
+        nl_close(&nl);
+        if (rc != -EINTR)
+            break;
+    }
+    if (rc)
         snprintf(err, errlen, "listing links in %s: %s", netns_path ? netns_path : "the worker", strerror(-rc));
-    nl_close(&nl);
     return rc;
 }

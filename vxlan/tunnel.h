@@ -42,7 +42,8 @@ int tunnel_setup(struct notrack *nt, const struct tunnel_params *p, char *err, s
 int tunnel_teardown(struct notrack *nt, const struct tunnel_params *p, bool *netns_gone, char *err, size_t errlen);
 
 /* Reads the VNI and dst port of every VXLAN device in the namespace at netns_path (NULL:
- * the caller's) and calls fn for each; 0 or -errno with err. */
+ * the caller's) and calls fn for each (a device may be reported twice when a concurrent link
+ * change made the kernel interrupt the listing); 0 or -errno with err. */
 int tunnel_scan(const char *netns_path, void (*fn)(uint32_t vni, uint16_t port, const char *ifname, void *arg),
                 void *arg, char *err, size_t errlen);
 

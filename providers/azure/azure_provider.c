@@ -29,6 +29,7 @@ struct az_options {
     const char *image, *ssh_key_path, *ssh_user, *tags, *arm_endpoint, *authority, *token_file, *ca_bundle, *imds;
     bool disable_cvm, secure_boot, public_ip;
     int64_t root_gb;
+    int64_t request_timeout_ns; /* one ARM request, not the operation it starts */
 };
 
 struct arm_call;
@@ -123,7 +124,8 @@ static void call_token(void *arg, const char *token, const char *err)
         .http = c->p->http,
         .loop = c->p->loop,
         .req = {.method = c->method, .url = c->url, .headers = hdrs, .body = c->body,
-                .body_len = c->body ? strlen(c->body) : 0, .timeout_ms = 60000},
+                .body_len = c->body ? strlen(c->body) : 0,
+                .timeout_ms = c->p->o->request_timeout_ns / 1000000},
         .deadline = c->deadline,
         .seed = c->p->seed++,
         .hold_until = &c->p->throttled_until,
@@ -1085,6 +1087,9 @@ static void *az_options_new(struct config_registry *r)
       &o->ca_bundle);
     S("imds-endpoint", "AZURE_IMDS_ENDPOINT", AZ_IMDS_DEFAULT, "instance metadata service (managed identity)",
       &o->imds);
+    rc |= config_registry_add(r, "request-timeout", "AZURE_REQUEST_TIMEOUT", CONFIG_DURATION, "60s",
+                              "time limit of one ARM request; a request past it is retried like a lost connection",
+                              &o->request_timeout_ns);
 #undef S
 #undef B
     if (rc) {
@@ -1354,6 +1359,10 @@ static int az_init(uv_loop_t *loop, struct turn *turn, const struct config *cfg,
     }
     if (o->root_gb < 0)
         o->root_gb = 0;
+    if (o->request_timeout_ns < 1000000) {
+        snprintf(err->msg, sizeof(err->msg), "AZURE_REQUEST_TIMEOUT (-request-timeout) must be at least 1ms, e.g. 60s");
+        return -1;
+    }
     struct provider *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err->msg, sizeof(err->msg), "out of memory");

@@ -193,6 +193,12 @@ static const struct select_case select_cases[] = {
     { "quotes escaped like Go %q", NULL, 0, NULL, 0, "d", "a\"b\\c\n\x01\xff", 0, 0, 0, NULL,
       "failed to verify instance type: requested instance type (\"a\\\"b\\\\c\\n\\x01\\xff\") "
       "is not default (\"d\")" },
+    { "a huge machine_type is cut, the hint stays", AZ, "Standard_DC2as_v5",
+      "Standard_DC2as_v5Standard_DC2as_v5Standard_DC2as_v5Standard_DC2as_v5Standard_DC2as_v5Standard_DC2as_v5"
+      "Standard_DC2as_v5Standard_DC2as_v5", 0, 0, 0, NULL,
+      "failed to verify instance type: requested instance type (\"Standard_DC2as_v5Standard_DC2as_v5Standard_"
+      "DC2as_v5Standard_DC2as_v5Standard_DC2as_v5Standard_DC\"... (136 bytes)) is not part of supported "
+      "instance types list" HINT_MT },
     { "vcpu+mem exact fit", AZ, "Standard_DC2as_v5", NULL, 4, 16384, 0, "Standard_DC4as_v5",
       NULL },
     { "vcpu+mem rounds up", AZ, "Standard_DC2as_v5", NULL, 3, 9000, 0, "Standard_DC4as_v5",

@@ -21,8 +21,10 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -101,6 +103,7 @@ type FakeARM struct {
 	// Knobs.
 	PollsPerCreate int           // InProgress answers before Succeeded
 	PollRetryAfter string        // Retry-After on InProgress polls ("0" by default)
+	OpRetryAfter   string        // Retry-After on the 201/202 that start a create or delete ("": none)
 	Hold           chan struct{} // while open (not closed), create operations stay InProgress
 	NICPollsNoIP   int           // NIC GETs answered without a private IP after each PUT
 	PublicIP       string        // the address of public IPs
@@ -113,6 +116,96 @@ type FakeARM struct {
 	quietSince     time.Time
 	Violations     []string
 	nicNoIP        map[string]int
+
+	// The simulated node (node.go): each VM gets an address of its own and "boots" (its
+	// namespace, forwarder and agent come up) when its PUT is accepted; it powers off when
+	// its DELETE is. Called with f.mu held: they must not block.
+	NICIPFor func(vm string) string
+	OnCreate func(vm string)
+	OnDelete func(vm string)
+
+	chaos chaos
+}
+
+// chaos fails a seeded share of ARM requests (never token requests) one of five ways: 429
+// with Retry-After, 500, 409 Conflict, a lost reply (the request is carried out, the answer
+// never comes: the client must time out), or a reset before the request is read.
+type chaos struct {
+	mu     sync.Mutex
+	rate   float64
+	rng    *mrand.Rand
+	hold   time.Duration
+	counts map[string]int
+}
+
+// Chaos turns the random faults on (rate > 0) or off; hold bounds a lost reply.
+func (f *FakeARM) Chaos(rate float64, seed int64, hold time.Duration) {
+	f.chaos.mu.Lock()
+	defer f.chaos.mu.Unlock()
+	f.chaos.rate, f.chaos.rng, f.chaos.hold = rate, mrand.New(mrand.NewSource(seed)), hold
+	if f.chaos.counts == nil {
+		f.chaos.counts = map[string]int{}
+	}
+}
+
+// ChaosCounts is how many faults of each kind were injected.
+func (f *FakeARM) ChaosCounts() map[string]int {
+	f.chaos.mu.Lock()
+	defer f.chaos.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range f.chaos.counts {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *FakeARM) chaosPick(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/fake/") || callType(r) == "token" {
+		return ""
+	}
+	c := &f.chaos
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rate <= 0 || c.rng.Float64() >= c.rate {
+		return ""
+	}
+	kind := []string{"429", "500", "409", "lost", "reset"}[c.rng.Intn(5)]
+	c.counts[kind]++
+	return kind
+}
+
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			c.Close()
+		}
+	}
+}
+
+func (f *FakeARM) handle(w http.ResponseWriter, r *http.Request) {
+	switch f.chaosPick(r) {
+	case "":
+		f.serve(w, r)
+	case "429":
+		w.Header().Set("Retry-After", "1")
+		armErr(w, 429, "TooManyRequests", "injected throttling")
+	case "500":
+		armErr(w, 500, "InternalServerError", "injected server error")
+	case "409":
+		armErr(w, 409, "Conflict", "injected conflict: another operation is in progress on this resource")
+	case "lost":
+		f.serve(httptest.NewRecorder(), r) // done, but the answer is lost
+		f.chaos.mu.Lock()
+		hold := f.chaos.hold
+		f.chaos.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(hold):
+		}
+		hangUp(w)
+	case "reset":
+		hangUp(w)
+	}
 }
 
 func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
@@ -144,7 +237,7 @@ func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
 		return nil, err
 	}
 	f.URL = "https://" + ln.Addr().String()
-	f.srv = &http.Server{Handler: http.HandlerFunc(f.serve), ConnState: func(c net.Conn, st http.ConnState) {
+	f.srv = &http.Server{Handler: http.HandlerFunc(f.handle), ConnState: func(c net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			f.mu.Lock()
 			f.Conns++
@@ -612,6 +705,9 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 			if ud, err := base64.StdEncoding.DecodeString(dig(b, "properties", "userData").(string)); err == nil {
 				os.WriteFile(filepath.Join(f.fakeDir, name+".userdata"), ud, 0o600) // for the forwarder's certs
 			}
+			if f.OnCreate != nil {
+				f.OnCreate(name)
+			}
 			op := "op-create-" + name
 			f.ops[op] = f.PollsPerCreate
 			if f.FailCreate != "" {
@@ -619,6 +715,9 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 				f.VMs[name].State = "Failed"
 			}
 			w.Header().Set("Azure-AsyncOperation", opURL(op))
+			if f.OpRetryAfter != "" {
+				w.Header().Set("Retry-After", f.OpRetryAfter)
+			}
 			reply(w, 201, map[string]interface{}{"id": id, "properties": map[string]string{"provisioningState": "Creating"}})
 		case "GET":
 			vm := f.VMs[name]
@@ -635,6 +734,9 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			delete(f.VMs, name)
+			if f.OnDelete != nil {
+				f.OnDelete(name)
+			}
 			if !f.KeepOnDelete { // deleteOption: Delete
 				delete(f.NICs, name+"-net")
 				delete(f.Disks, name+"-disk")
@@ -644,6 +746,9 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 			f.ops[op] = 1
 			delete(f.opFail, op)
 			w.Header().Set("Azure-AsyncOperation", opURL(op))
+			if f.OpRetryAfter != "" {
+				w.Header().Set("Retry-After", f.OpRetryAfter)
+			}
 			w.WriteHeader(202)
 		default:
 			armErr(w, 405, "MethodNotAllowed", r.Method)
@@ -660,6 +765,9 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ip := f.nicIP
+		if f.NICIPFor != nil {
+			ip = f.NICIPFor(strings.TrimSuffix(name, "-net"))
+		}
 		if f.nicNoIP[name] > 0 {
 			f.nicNoIP[name]--
 			ip = ""

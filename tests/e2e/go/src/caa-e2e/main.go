@@ -97,6 +97,7 @@ func run() (rc int) {
 	all := append(append(append(append(scenarios(), userdataScenarios()...), libvirtScenarios()...), relayScenarios()...), libvirtdScenarios()...)
 	all = append(all, vxlanScenarios()...)
 	all = append(all, azureScenarios()...)
+	all = append(all, nodeScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)
