@@ -33,6 +33,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +54,7 @@ func nodeScenarios() []scenario {
 		{"node_crash_200_lifecycles", scNodeCrash},
 		{"node_cloud_faults", scNodeFaults},
 		{"node_bad_input", scNodeBadInput},
+		{"node_libvirt_pod", scNodeLibvirt},
 		{"node_secrets_never_logged", scNodeSecrets}, // last: reads what the others left
 	}
 }
@@ -131,6 +133,10 @@ type simNode struct {
 	podSeq  int
 	downs   sync.WaitGroup
 	noBoot  map[string]bool // pod names whose VM never starts its forwarder
+	udDir   string          // <vm>.userdata: what each VM received
+	libvirt bool            // plain TCP forwarders; VMs appear with their cidata ISO
+	stop    chan struct{}
+	watched sync.WaitGroup
 }
 
 func newSimNode(t *T) *simNode {
@@ -145,8 +151,20 @@ func newSimNode(t *T) *simNode {
 	t.must("ip", "link", "set", "c"+n.tag, "up")
 
 	n.dirs = t.defaultDirs()
+	n.udDir = n.dirs.FakeDir
+	n.stop = make(chan struct{})
 	if err := os.MkdirAll(n.dirs.FakeDir, 0o755); err != nil {
 		t.Fatalf("%v", err)
+	}
+	t.fwPort = 15150 // every VM serves its own forwarder
+	if os.Getenv("CAA_NODE_PROVIDER") == "libvirt" || strings.HasPrefix(t.name, "node_libvirt") {
+		// libvirt's test driver hands out 192.168.122.x: those VMs sit on the underlay too.
+		n.libvirt = true
+		n.dirs.Libvirt = true
+		n.udDir = filepath.Join(t.dir, "vm-userdata")
+		t.must("mkdir", "-p", n.udDir)
+		t.must("ip", "addr", "add", "192.168.122.1/24", "dev", "u"+n.tag)
+		return n
 	}
 	arm, err := StartFakeARM(t.dir, n.dirs.FakeDir, "")
 	if err != nil {
@@ -158,7 +176,6 @@ func newSimNode(t *T) *simNode {
 	arm.OnDelete = n.vmDeleted
 	n.arm = arm
 	n.dirs.Azure = arm
-	t.fwPort = 15150 // every VM serves its own forwarder
 	noteSecret("the Azure client secret", armSecret)
 	return n
 }
@@ -166,8 +183,12 @@ func newSimNode(t *T) *simNode {
 // close tears the node down and keeps the logs and secrets for the secrets scenario.
 func (n *simNode) close() {
 	t := n.t
+	close(n.stop)
+	n.watched.Wait()
 	t.killDaemons()
-	n.arm.Close()
+	if n.arm != nil {
+		n.arm.Close()
+	}
 	n.mu.Lock()
 	vms := make([]*simVM, 0, len(n.vms))
 	for _, vm := range n.vms {
@@ -191,16 +212,18 @@ func (n *simNode) close() {
 	sh("ip", "link", "del", "u"+n.tag)
 	sh("ip", "link", "del", "c"+n.tag)
 
-	n.arm.mu.Lock()
-	tokens := n.arm.Tokens
-	assertions := append([]string(nil), n.arm.Assertions...)
-	n.arm.mu.Unlock()
-	for i := 1; i <= tokens; i++ {
-		noteSecret("an access token", fmt.Sprintf("tok-%d\"", i))
-		noteSecret("an access token", fmt.Sprintf("tok-%d ", i))
-	}
-	for _, a := range assertions {
-		noteSecret("a client assertion", a)
+	if n.arm != nil {
+		n.arm.mu.Lock()
+		tokens := n.arm.Tokens
+		assertions := append([]string(nil), n.arm.Assertions...)
+		n.arm.mu.Unlock()
+		for i := 1; i <= tokens; i++ {
+			noteSecret("an access token", fmt.Sprintf("tok-%d\"", i))
+			noteSecret("an access token", fmt.Sprintf("tok-%d ", i))
+		}
+		for _, a := range assertions {
+			noteSecret("a client assertion", a)
+		}
 	}
 	if b, err := os.ReadFile(filepath.Join(filepath.Dir(n.dirs.PodsDir), "tls", "client.key")); err == nil {
 		notePEMKey("the daemon's TLS client key", string(b))
@@ -252,7 +275,11 @@ func (n *simNode) vmCreated(name string) {
 		return
 	}
 	n.slots[slot] = true
-	vm := &simVM{name: name, slot: slot, ip: fmt.Sprintf("192.168.80.%d", 10+slot),
+	n.startVMLocked(name, slot, fmt.Sprintf("192.168.80.%d", 10+slot))
+}
+
+func (n *simNode) startVMLocked(name string, slot int, ip string) {
+	vm := &simVM{name: name, slot: slot, ip: ip,
 		hostNs: fmt.Sprintf("%s-v%d", n.tag, slot), podNs: fmt.Sprintf("%s-w%d", n.tag, slot),
 		hostIf: fmt.Sprintf("v%s-%d", n.tag, slot), booted: make(chan struct{})}
 	for pod := range n.noBoot {
@@ -291,7 +318,9 @@ func (n *simNode) powerOff(vm *simVM) {
 		sh("ip", "link", "del", vm.hostIf)
 		n.mu.Lock()
 		vm.down = true
-		n.slots[vm.slot] = false
+		if vm.slot >= 0 {
+			n.slots[vm.slot] = false
+		}
 		n.mu.Unlock()
 	}()
 }
@@ -315,6 +344,7 @@ func (n *simNode) boot(vm *simVM) {
 		{"ip", "link", "set", vm.hostIf, "master", "u" + n.tag, "up"},
 		{"ip", "-n", vm.hostNs, "addr", "add", vm.ip + "/24", "dev", "eth0"},
 		{"ip", "-n", vm.hostNs, "link", "set", "eth0", "up"},
+		{"ip", "-n", vm.hostNs, "route", "replace", "192.168.80.0/24", "dev", "eth0"}, // the node, on-link
 	} {
 		if _, err := sh(c...); err != nil {
 			fail("%v", err)
@@ -325,7 +355,7 @@ func (n *simNode) boot(vm *simVM) {
 	if vm.noBoot {
 		return
 	}
-	ud, err := os.ReadFile(filepath.Join(n.dirs.FakeDir, vm.name+".userdata"))
+	ud, err := os.ReadFile(filepath.Join(n.udDir, vm.name+".userdata"))
 	if err != nil {
 		fail("user-data: %v", err)
 		return
@@ -384,7 +414,7 @@ func (n *simNode) boot(vm *simVM) {
 		fail("forwarder listener: %v", err)
 		return
 	}
-	fw, err := StartForwarderOn(ln, n.dirs.FakeDir, true)
+	fw, err := StartForwarderOn(ln, n.udDir, !n.libvirt)
 	if err != nil {
 		fail("forwarder: %v", err)
 		return
@@ -467,8 +497,12 @@ func (n *simNode) removePod(p *shimPod) {
 // namespaces, tunnel devices, nftables rules, sandbox state, sockets.
 func (n *simNode) expectClean(d *Daemon, pods []*shimPod, when string) {
 	t := n.t
-	if !waitFor(30*time.Second, func() bool { v, nics, disks := n.arm.Inventory(); return v+nics+disks == 0 }) {
+	if n.arm != nil && !waitFor(30*time.Second, func() bool { v, nics, disks := n.arm.Inventory(); return v+nics+disks == 0 }) {
 		expectEmptyCloud(t, n.arm, when)
+	}
+	if n.libvirt && !waitFor(10*time.Second, func() bool { n.mu.Lock(); defer n.mu.Unlock(); return len(n.vms) == 0 }) {
+		isos, _ := filepath.Glob(filepath.Join(n.dirs.FakeDir, "*.iso"))
+		t.Errorf("%s libvirt VMs still have their cidata ISO: %v", when, isos)
 	}
 	n.downs.Wait()
 	n.mu.Lock()
@@ -1366,6 +1400,85 @@ func scNodeBadInput(t *T) {
 		t.Errorf("steady pod: %s", errText(err))
 	}
 	n.expectClean(d, n.pods, "after the bad inputs and the steady pod")
+}
+
+// ---------------------------------------------------------------------------
+// The libvirt provider on the test driver: its node lives inside the daemon, so a VM is seen
+// by what the provider leaves outside it: the cidata ISO written under -data-dir (the driver
+// cannot upload volumes) and the address the daemon reports the driver gave. A VM boots when
+// both are there and powers off when the ISO goes.
+
+var lvAddress = regexp.MustCompile(`VM (podvm-\S+) has address (\S+)`)
+
+func (n *simNode) watchLibvirt(d *Daemon) {
+	n.watched.Add(1)
+	go func() {
+		defer n.watched.Done()
+		seen := map[string]bool{}
+		for {
+			select {
+			case <-n.stop:
+				return
+			case <-time.After(10 * time.Millisecond): // a directory watch by polling, bounded by the scenario
+			}
+			isos, _ := filepath.Glob(filepath.Join(n.dirs.FakeDir, "podvm-*-cloudinit.iso"))
+			now := map[string]bool{}
+			for _, iso := range isos {
+				now[strings.TrimSuffix(filepath.Base(iso), "-cloudinit.iso")] = true
+			}
+			addrs := map[string]string{}
+			if b, err := os.ReadFile(d.LogPath); err == nil {
+				for _, m := range lvAddress.FindAllStringSubmatch(string(b), -1) {
+					addrs[m[1]] = m[2]
+				}
+			}
+			for name := range now {
+				if seen[name] || addrs[name] == "" {
+					continue
+				}
+				files := isoFiles(n.t, filepath.Join(n.dirs.FakeDir, name+"-cloudinit.iso"))
+				if files == nil {
+					continue // written but not complete yet
+				}
+				os.WriteFile(filepath.Join(n.udDir, name+".userdata"), []byte(files["user-data"]), 0o600)
+				seen[name] = true
+				n.mu.Lock()
+				n.boots++
+				n.startVMLocked(name, -1, addrs[name])
+				n.mu.Unlock()
+			}
+			for name := range seen {
+				if !now[name] {
+					delete(seen, name)
+					n.vmDeleted(name)
+				}
+			}
+		}
+	}()
+}
+
+func scNodeLibvirt(t *T) {
+	n := newSimNode(t)
+	defer n.close()
+	d := n.startDaemon()
+	n.watchLibvirt(d)
+	p := n.addPod("lv-nginx")
+	if err := p.up(d); err != nil {
+		t.Fatalf("%s: %s", p.name, errText(err))
+	}
+	vm := n.waitBooted(p.vm)
+	if !strings.HasPrefix(vm.ip, "192.168.122.") {
+		t.Errorf("the test driver's address %q", vm.ip)
+	}
+	p.expectAgentSequence(t)
+	p.expectWorkload(t)
+	if err := p.down(d); err != nil {
+		t.Fatalf("%s", errText(err))
+	}
+	n.expectClean(d, []*shimPod{p}, "after the pod was deleted")
+	if errs := n.bootErrors(); len(errs) > 0 {
+		t.Errorf("pod VM boot errors: %v", errs)
+	}
 }
 
 func randomText(n int) string {
