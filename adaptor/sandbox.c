@@ -392,13 +392,16 @@ struct io_work {
     void *arg;
     int err;
     char *json;      /* NULL: erase */
+    bool durable;
     uint8_t *extra;  /* optional file written before the record, owned */
     size_t extra_len;
     char dir[4096];
 };
 
-/* Writes dir/name atomically: a crash leaves the old file or the new one, never a mix. */
-static int file_write_atomic(const char *dir, const char *name, const void *data, size_t len)
+/* Writes dir/name atomically: a crash of the daemon leaves the old file or the new one, never
+ * a mix. durable: also synced (file and directory), so a power loss cannot undo it. */
+static int file_write_atomic(const char *dir, const char *name, const void *data, size_t len, bool durable,
+                             const char *parent)
 {
     char tmp[4200], dst[4200];
     snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
@@ -418,14 +421,16 @@ static int file_write_atomic(const char *dir, const char *name, const void *data
         }
         off += (size_t)n;
     }
-    if (!err && fsync(fd))
+    if (!err && durable && fdatasync(fd))
         err = errno;
     if (close(fd) && !err)
         err = errno;
     if (!err && rename(tmp, dst))
         err = errno;
-    if (!err)
+    if (!err && durable)
         err = fsync_dir(dir);
+    if (!err && durable && parent) /* the sandbox directory's own entry, made by a CreateVM not synced */
+        err = fsync_dir(parent);
     if (err)
         unlink(tmp);
     return err;
@@ -440,9 +445,10 @@ static void io_work_run(uv_work_t *req)
     }
     w->err = mkdir_p(w->dir, 0700);
     if (!w->err && w->extra)
-        w->err = file_write_atomic(w->dir, SANDBOX_USERDATA_FILE, w->extra, w->extra_len);
+        w->err = file_write_atomic(w->dir, SANDBOX_USERDATA_FILE, w->extra, w->extra_len, false, NULL);
     if (!w->err)
-        w->err = file_write_atomic(w->dir, SANDBOX_STATE_FILE, w->json, strlen(w->json));
+        w->err = file_write_atomic(w->dir, SANDBOX_STATE_FILE, w->json, strlen(w->json), w->durable,
+                                   w->st->dir);
 }
 
 static void io_work_finish(struct turn_task *task)
@@ -473,8 +479,8 @@ static void io_work_done(uv_work_t *req, int status)
         io_work_finish(&w->task);
 }
 
-static int io_submit(struct sandbox_store *st, const char *id, char *json, const struct sandbox *with_userdata,
-                     sandbox_io_cb cb, void *arg)
+static int io_submit(struct sandbox_store *st, const char *id, char *json, bool durable,
+                     const struct sandbox *with_userdata, sandbox_io_cb cb, void *arg)
 {
     struct io_work *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -501,6 +507,7 @@ static int io_submit(struct sandbox_store *st, const char *id, char *json, const
     w->cb = cb;
     w->arg = arg;
     w->json = json;
+    w->durable = durable;
     if (uv_queue_work(st->loop, &w->req, io_work_run, io_work_done)) {
         free(json);
         free(w->extra);
@@ -511,12 +518,17 @@ static int io_submit(struct sandbox_store *st, const char *id, char *json, const
     return 0;
 }
 
+bool sandbox_phase_durable(enum sandbox_phase p)
+{
+    return p == SANDBOX_STARTING || p == SANDBOX_STOPPING;
+}
+
 int sandbox_store_save(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg)
 {
     char *json = sandbox_json_encode(sb);
     if (!json)
         return -1;
-    return io_submit(st, sb->id, json, NULL, cb, arg);
+    return io_submit(st, sb->id, json, sandbox_phase_durable(sb->phase), NULL, cb, arg);
 }
 
 int sandbox_store_save_userdata(struct sandbox_store *st, const struct sandbox *sb, sandbox_io_cb cb, void *arg)
@@ -524,12 +536,12 @@ int sandbox_store_save_userdata(struct sandbox_store *st, const struct sandbox *
     char *json = sandbox_json_encode(sb);
     if (!json)
         return -1;
-    return io_submit(st, sb->id, json, sb, cb, arg);
+    return io_submit(st, sb->id, json, sandbox_phase_durable(sb->phase), sb, cb, arg);
 }
 
 int sandbox_store_erase(struct sandbox_store *st, const char *id, sandbox_io_cb cb, void *arg)
 {
-    return io_submit(st, id, NULL, NULL, cb, arg);
+    return io_submit(st, id, NULL, false, NULL, cb, arg);
 }
 
 static char *file_read(const char *path, size_t max, size_t *len)

@@ -2,9 +2,12 @@
  * and the store that owns all records.
  *
  * The store owns every struct sandbox in it (sandbox_store_free frees them). A record is
- * persisted as <pods-dir>/<id>/sandbox.json (mode 0600, written to a temp file, fsynced,
- * renamed, directory fsynced) by the loop's thread pool, so a crash at any moment leaves
- * either the old or the new record. The JSON codec and the phase machine are pure. */
+ * persisted as <pods-dir>/<id>/sandbox.json (mode 0600, written to a temp file and renamed)
+ * by the loop's thread pool, so a crash of the daemon at any moment leaves either the old or
+ * the new record. Records of the phases that promise a cloud action (sandbox_phase_durable:
+ * a VM about to be created, a deletion owed) are also synced, file and directory, before the
+ * action, so a power loss cannot forget a billed VM; the others would only be rewritten or
+ * rolled back from the last durable one. The JSON codec and the phase machine are pure. */
 #ifndef ADAPTOR_SANDBOX_H
 #define ADAPTOR_SANDBOX_H
 
@@ -39,6 +42,8 @@ bool sandbox_phase_allowed(enum sandbox_phase from, enum sandbox_phase to);
 /* The phase a record read at start-up resumes in: a StartVM that was cut off by a crash
  * cannot be answered any more, so it becomes FAILED and its instance is rolled back. */
 enum sandbox_phase sandbox_phase_recover(enum sandbox_phase persisted);
+/* True for the phases whose record is synced to disk before the daemon acts on it. */
+bool sandbox_phase_durable(enum sandbox_phase p);
 
 /* DECISIONS 15: [A-Za-z0-9._-], 1-128 chars, not "." or "..". */
 int sandbox_id_check(const char *id, char *err, size_t errlen);

@@ -117,6 +117,12 @@ static void test_phase_allowed(void **state)
 static void test_phase_recover(void **state)
 {
     (void)state;
+    /* Synced before acting: a VM about to be created, a deletion owed; nothing else. */
+    assert_true(sandbox_phase_durable(SANDBOX_STARTING));
+    assert_true(sandbox_phase_durable(SANDBOX_STOPPING));
+    assert_false(sandbox_phase_durable(SANDBOX_CREATED));
+    assert_false(sandbox_phase_durable(SANDBOX_RUNNING));
+    assert_false(sandbox_phase_durable(SANDBOX_FAILED));
     assert_int_equal(sandbox_phase_recover(SANDBOX_CREATED), SANDBOX_CREATED);
     assert_int_equal(sandbox_phase_recover(SANDBOX_STARTING), SANDBOX_FAILED);
     assert_int_equal(sandbox_phase_recover(SANDBOX_RUNNING), SANDBOX_RUNNING);
