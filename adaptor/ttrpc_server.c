@@ -142,6 +142,23 @@ static void conn_send(struct conn *cn, const struct ttrpc_header *h, int32_t cod
     w->conn = cn;
     w->len = TTRPC_HEADER_SIZE + body;
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    /* Most answers fit the socket buffer: written at once, they cost no write request and no
+     * epoll change (libuv re-arms the watcher after every queued write). uv_try_write refuses
+     * while earlier writes are queued, which keeps the order. */
+    int n = uv_try_write((uv_stream_t *)&cn->pipe, &b, 1);
+    if (n == (int)w->len) {
+        free(w);
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        free(w);
+        conn_close(cn);
+        return;
+    }
+    if (n > 0) {
+        b = uv_buf_init((char *)w->data + n, (unsigned)(w->len - (size_t)n));
+        w->len -= (size_t)n;
+    }
     int rc = uv_write(&w->req, (uv_stream_t *)&cn->pipe, &b, 1, conn_write_done);
     if (rc) {
         free(w);
