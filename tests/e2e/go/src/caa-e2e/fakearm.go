@@ -104,6 +104,7 @@ type FakeARM struct {
 	PollsPerCreate int           // InProgress answers before Succeeded
 	PollRetryAfter string        // Retry-After on InProgress polls ("0" by default)
 	OpRetryAfter   string        // Retry-After on the 201/202 that start a create or delete ("": none)
+	Latency        time.Duration // every ARM answer comes this much later (set before use)
 	Hold           chan struct{} // while open (not closed), create operations stay InProgress
 	NICPollsNoIP   int           // NIC GETs answered without a private IP after each PUT
 	PublicIP       string        // the address of public IPs
@@ -183,6 +184,13 @@ func hangUp(w http.ResponseWriter) {
 }
 
 func (f *FakeARM) handle(w http.ResponseWriter, r *http.Request) {
+	if f.Latency > 0 && !strings.HasPrefix(r.URL.Path, "/fake/") {
+		select { // the cloud's own pace, not a synchronisation
+		case <-r.Context().Done():
+			return
+		case <-time.After(f.Latency):
+		}
+	}
 	switch f.chaosPick(r) {
 	case "":
 		f.serve(w, r)

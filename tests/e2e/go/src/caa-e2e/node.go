@@ -913,6 +913,21 @@ func scNodeAnnotations(t *T) {
 			t.Errorf("%s: %s", c.name, errText(err))
 		}
 	}
+	// INITDATA in the other documented form, base64 of the plain file, on a restarted daemon.
+	d.Kill()
+	d = n.startDaemon("-initdata", base64.StdEncoding.EncodeToString(def))
+	p := n.addPod("plain-global")
+	if err := p.up(d); err != nil {
+		t.Fatalf("plain-global: %s", errText(err))
+	}
+	if f := vmDocument(t, d, p.vm)["/run/peerpod/initdata"]; f == nil {
+		t.Errorf("plain-global: no initdata in the VM's user-data")
+	} else if plain, err := gunzipB64(*f); err != nil || !bytes.Equal(plain, def) {
+		t.Errorf("plain-global: the VM's initdata is not the global TOML (err %v, %d bytes)", err, len(plain))
+	}
+	if err := p.down(d); err != nil {
+		t.Errorf("plain-global: %s", errText(err))
+	}
 	n.expectClean(d, n.pods, "after every pod was deleted")
 }
 
@@ -923,6 +938,7 @@ func scNode50(t *T) {
 	n := newSimNode(t)
 	defer n.close()
 	const max = 50
+	n.arm.Latency = 30 * time.Millisecond // every ARM answer; the creates overlap instead of queueing
 	d := n.startDaemon("-peerpods-limit-per-node", fmt.Sprint(max))
 	pods := make([]*shimPod, max)
 	var wg sync.WaitGroup
