@@ -45,7 +45,8 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-c
             libssl-dev zlib1g-dev openssl python3-yaml libvirt-dev libisofs-dev libxml2-dev libvirt-clients xorriso \
             libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base iptables socat \
             libmnl-dev libnftables-dev nftables conntrack iputils-ping libcurl4-openssl-dev \
-            golang-github-vishvananda-netlink-dev golang-github-vishvananda-netns-dev valgrind
+            golang-github-vishvananda-netlink-dev golang-github-vishvananda-netns-dev valgrind \
+            python3-prometheus-client
 print-deps:
 	@echo $(DEB_PKGS)
 

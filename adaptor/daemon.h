@@ -12,6 +12,7 @@
 #include "../providers/provider.h"
 #include "config.h"
 #include "initdata.h"
+#include "metrics.h"
 #include "sandbox.h"
 #include "tlsca.h"
 #include "ttrpc_server.h"
@@ -19,6 +20,7 @@
 struct getinfo_wait;
 struct gc;
 struct network;
+struct probe;
 
 struct daemon {
     uv_loop_t *loop;
@@ -37,6 +39,8 @@ struct daemon {
     struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
     struct gc *gc;                /* orphan GC */
     struct network *net;          /* pod networking (vxlan/) */
+    struct probe *probe;          /* /startup, /healthz, /readyz, /metrics on PROBE_PORT */
+    struct metrics metrics;       /* counted by the hypervisor service and the GC */
     uv_signal_t sig_term, sig_int;
     unsigned signals;
     bool shutting_down;

@@ -61,6 +61,10 @@ static void gc_deleted(void *arg, const struct provider_error *err)
     if (c->gc->d->shutting_down)
         return;
     if (err)
+        c->gc->d->metrics.gc_failed++;
+    else
+        c->gc->d->metrics.gc_deleted++;
+    if (err)
         log_warn("gc", "deleting orphan instance %s failed: %s; the next pass retries", c->inst.name, err->msg);
     else
         log_info("gc", "deleted orphan instance %s (sandbox %s)", c->inst.name, c->inst.sandbox_id);

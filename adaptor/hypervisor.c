@@ -35,6 +35,7 @@ struct sandbox_op {
     struct provider_error perr;
     bool failed;
     uint64_t t0;
+    uint64_t provider_t0; /* when the provider's create or delete began, for the metrics */
     struct sandbox_op *next;
 };
 
@@ -451,9 +452,12 @@ static void start_created(void *arg, const struct provider_error *err, const str
         op->perr = *err;
     }
     if (err || op->cancel_code) {
+        op->d->metrics.vm_creates[METRICS_FAILED]++;
         start_rollback(op);
         return;
     }
+    op->d->metrics.vm_creates[METRICS_OK]++;
+    metrics_observe(&op->d->metrics.vm_create_seconds, (double)(uv_now(op->d->loop) - op->provider_t0) / 1000.0);
     op->vm_created = true;
     if (!sb->inst.n_ips) {
         start_fail(op, TTRPC_UNKNOWN, "instance IP is not available");
@@ -514,6 +518,7 @@ static void start_saved_starting(void *arg, int err)
         .deadline = op->call ? ttrpc_call_deadline(op->call) : 0,
     };
     static const struct provider_create_cbs cbs = {start_on_address, start_created};
+    op->provider_t0 = uv_now(d->loop);
     op->pop = d->pops->create(d->prov, &req, &cbs, op);
     if (!op->pop) {
         /* The provider could not even start: nothing of this VM exists. */
@@ -706,6 +711,12 @@ static void stop_deleted(void *arg, const struct provider_error *err)
     struct sandbox *sb = op->sb;
     if (op->d->shutting_down)
         return;
+    if (op->provider_t0) { /* a provider delete ran (not a sandbox that never had an instance) */
+        op->d->metrics.vm_deletes[err ? METRICS_FAILED : METRICS_OK]++;
+        if (!err)
+            metrics_observe(&op->d->metrics.vm_delete_seconds,
+                            (double)(uv_now(op->d->loop) - op->provider_t0) / 1000.0);
+    }
     if (err) {
         sb->delete_attempts++;
         log_warn("adaptor", "sandbox %s: deleting instance %s failed (attempt %u): %s; retrying in the background",
@@ -724,6 +735,7 @@ static void stop_destroy(struct sandbox_op *op)
         stop_deleted(op, NULL);
         return;
     }
+    op->provider_t0 = uv_now(op->d->loop);
     op->d->pops->destroy(op->d->prov, sb->inst.name, sb->inst.id, stop_deleted, op);
 }
 

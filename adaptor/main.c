@@ -15,6 +15,7 @@
 #include "log.h"
 #include "network.h"
 #include "notify.h"
+#include "probe.h"
 
 #ifndef CAA_VERSION
 #define CAA_VERSION "unknown"
@@ -146,6 +147,7 @@ static void daemon_stop(struct daemon *d)
         log_warn("adaptor", "NOTIFY_SOCKET: %s", strerror(errno));
     hypervisor_shutdown(d);
     gc_stop(d);
+    probe_stop(d);
     if (d->server) {
         ttrpc_server_close(d->server);
         d->server = NULL;
@@ -292,6 +294,8 @@ static int daemon_run(struct daemon *d)
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     hypervisor_recover(d);
+    if (probe_start(d, err, sizeof(err)))
+        log_warn("adaptor", "%s; serving without /startup, /healthz, /readyz and /metrics", err);
     if (gc_start(d))
         log_warn("adaptor", "orphan GC could not start: leftover pod VMs of this node will not be collected");
     log_info("adaptor", "server started: provider %s, socket %s, pods dir %s", d->pops->name, d->cfg.socket_path,
@@ -303,6 +307,7 @@ static int daemon_run(struct daemon *d)
     /* Thread-pool work has finished; abandoned calls close their own timers here. */
     hypervisor_free(d);
     gc_free(d);
+    probe_free(d);
     goto out_store;
 out_server:
     if (d->server)

@@ -55,6 +55,8 @@ struct provider {
     struct az_list *lists;
     uint32_t seed;
     uint64_t throttled_until; /* ARM said 429 with Retry-After: every ARM call queues until then */
+    uint64_t api_calls[5];    /* ARM calls by the class of their final answer: 2xx..5xx, none */
+    uint64_t api_retries;
 };
 
 /* ------------------------------------------------------------------ ARM calls */
@@ -143,8 +145,9 @@ static void call_token(void *arg, const char *token, const char *err)
 static void call_reply(void *arg, const struct http_response *r, unsigned retries)
 {
     struct arm_call *c = arg;
-    (void)retries;
     c->q = NULL;
+    c->p->api_calls[r->status >= 200 && r->status < 600 ? r->status / 100 - 2 : 4]++;
+    c->p->api_retries += retries;
     if (r->status == 401 && !c->retried_401) { /* expired or revoked: one more try with a new token */
         c->retried_401 = true;
         az_auth_invalidate(c->p->auth);
@@ -1459,6 +1462,12 @@ static size_t az_userdata_limit(const struct provider *p)
     return AZ_USERDATA_B64_MAX;
 }
 
+static void az_api_counts(const struct provider *p, uint64_t calls[5], uint64_t *retries)
+{
+    memcpy(calls, p->api_calls, sizeof(p->api_calls));
+    *retries = p->api_retries;
+}
+
 const struct provider_ops azure_provider_ops = {
     .name = "azure",
     .options_new = az_options_new,
@@ -1470,4 +1479,5 @@ const struct provider_ops azure_provider_ops = {
     .list = az_list,
     .shutdown = az_shutdown,
     .userdata_limit = az_userdata_limit,
+    .api_counts = az_api_counts,
 };

@@ -98,6 +98,7 @@ func run() (rc int) {
 	all = append(all, vxlanScenarios()...)
 	all = append(all, azureScenarios()...)
 	all = append(all, nodeScenarios()...)
+	all = append(all, probeScenarios()...)
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)

@@ -815,6 +815,13 @@ func scNodeSimple(t *T) {
 	if dial := vm.fw.Dialed(); dial[vm.ip] != 1 || len(dial) != 1 {
 		t.Errorf("the forwarder was dialed %v, want once at %s", dial, vm.ip)
 	}
+	m := scrape(t, 8000) // PROBE_PORT's default; this node namespace is the scenario's own
+	expectSamples(t, m, "with the pod running", map[string]float64{
+		`caa_sandboxes{phase="running"}`: 1, "caa_tunnels": 1, "caa_agent_links": 1, `caa_vm_creates_total{result="ok"}`: 1,
+	})
+	if m[`caa_cloud_requests_total{code="2xx"}`] < 3 {
+		t.Errorf("caa_cloud_requests_total{code=\"2xx\"} = %v after a VM create", m[`caa_cloud_requests_total{code="2xx"}`])
+	}
 	if vmid, err := d.GetInfo(p.name, p.ns, false, optsPlain); err != nil || !strings.HasSuffix(vmid, "/"+p.vm) {
 		t.Errorf("GetInfo = %q, %s; want the VM's id", vmid, describeErr(err))
 	}
