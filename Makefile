@@ -52,7 +52,9 @@ print-deps:
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS); \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS) && \
+		{ command -v kubectl >/dev/null 2>&1 || \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client; }; \
 	else \
 		echo "run as root, or: sudo apt-get install -y $(DEB_PKGS)"; \
 	fi

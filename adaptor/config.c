@@ -347,12 +347,36 @@ static const char *env_or(const char *name, const char *def)
     return v && *v ? v : def;
 }
 
+/* Settings read from the environment only, as the Go daemon does. */
+static const struct env_only {
+    const char *name, *def, *help;
+    size_t off; /* of the const char * in struct config */
+} env_only[] = {
+    {"NODE_NAME", "", "this node's name (downward API): node capacity, the startup probe",
+     offsetof(struct config, node_name)},
+    {"POD_UID", "", "the daemon pod's UID (downward API): owner of the node's capacity",
+     offsetof(struct config, pod_uid)},
+    {"PROBE_PORT", "8000", "TCP port of /startup, /healthz, /readyz and /metrics on 127.0.0.1",
+     offsetof(struct config, probe_port)},
+    {"RUNTIMECLASS_NAME", "kata-remote", "runtime class of the peer pods the startup probe waits for",
+     offsetof(struct config, runtimeclass_name)},
+};
+
 void config_load_env(struct config *c)
 {
-    c->node_name = env_or("NODE_NAME", "");
-    c->pod_uid = env_or("POD_UID", "");
-    c->probe_port = env_or("PROBE_PORT", "8000");
-    c->runtimeclass_name = env_or("RUNTIMECLASS_NAME", "kata-remote");
+    for (size_t i = 0; i < sizeof(env_only) / sizeof(env_only[0]); i++)
+        *(const char **)((char *)c + env_only[i].off) = env_or(env_only[i].name, env_only[i].def);
+}
+
+void config_env_usage(FILE *out)
+{
+    fprintf(out, "Environment only:\n");
+    for (size_t i = 0; i < sizeof(env_only) / sizeof(env_only[0]); i++) {
+        fprintf(out, "  %s\n    \t%s", env_only[i].name, env_only[i].help);
+        if (*env_only[i].def)
+            fprintf(out, " (default %s)", env_only[i].def);
+        fputc('\n', out);
+    }
 }
 
 static int port_check(const char *s, int64_t *out)

@@ -83,6 +83,8 @@ struct config {
 int config_register_common(struct config_registry *r, struct config *c);
 /* Reads the environment-only settings. */
 void config_load_env(struct config *c);
+/* Lists the environment-only settings (name, meaning, default) for -help. */
+void config_env_usage(FILE *out);
 /* Cross-field and range checks after parsing; err names the setting. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 

@@ -375,6 +375,7 @@ int main(int argc, char **argv)
         if (rc == CONFIG_PARSE_HELP) {
             printf("Usage of cloud-api-adaptor %s:\n", cmd);
             config_registry_usage(&d.reg, stdout);
+            config_env_usage(stdout);
         } else {
             fprintf(stderr, "cloud-api-adaptor: %s\n", err); /* one line: the setting and the problem */
         }

@@ -34,6 +34,8 @@ echo "== TOML reader against Python's tomllib (hand-written cases, initdata seed
 /usr/bin/python3 tests/toml/differential.py build/test/toml-dump 2>&1 | tee build/logs/toml.log; tally build/logs/toml.log toml "${PIPESTATUS[0]}"
 echo "== libvirt XML (virt-xml-validate, virsh on the test driver) and cidata ISO (xorriso, blkid)"
 CIDATA_TOOL=build/test/cidata-tool tests/libvirt/run.sh 2>&1 | tee build/logs/libvirt.log; tally build/logs/libvirt.log libvirt "${PIPESTATUS[0]}"
+echo "== deployment: kustomize overlays, the upstream DaemonSet contract, entrypoint, Dockerfile libraries"
+/usr/bin/python3 tests/deploy/check.py build/cloud-api-adaptor 2>&1 | tee build/logs/deploy.log; tally build/logs/deploy.log deploy "${PIPESTATUS[0]}"
 echo "== end-to-end: hypervisor API against the real daemon"
 tests/e2e/run-core.sh 2>&1 | tee build/logs/e2e-core.log; tally build/logs/e2e-core.log e2e "${PIPESTATUS[0]}"
 echo "== end-to-end again, daemon built with ASan+UBSan"
