@@ -531,6 +531,9 @@ func (n *simNode) expectClean(d *Daemon, pods []*shimPod, when string) {
 		t.Errorf("%s table peerpod has rules left: %v", when, r)
 	}
 	if d != nil {
+		// A delete that failed is retried in the background (back-off from 1 s); its record
+		// goes when the retry succeeds.
+		waitFor(30*time.Second, func() bool { e, _ := os.ReadDir(d.Dirs.PodsDir); return len(e) == 0 })
 		if e, _ := os.ReadDir(d.Dirs.PodsDir); len(e) != 0 {
 			var names []string
 			for _, x := range e {
