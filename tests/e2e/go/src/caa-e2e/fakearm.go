@@ -231,6 +231,7 @@ func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
 	if err != nil {
 		return nil, err
 	}
+	noteSecret("the Azure client secret", armSecret)
 	f := &FakeARM{fakeDir: fakeDir, nicIP: nicIP, VMs: map[string]*fakeVM{}, NICs: map[string]bool{},
 		Disks: map[string]bool{}, PIPs: map[string]bool{}, ops: map[string]int{}, opFail: map[string]string{},
 		Bodies: map[string][]byte{}, PollsPerCreate: 2, PollRetryAfter: "0", TokenTTL: 3599,
@@ -529,6 +530,8 @@ func (f *FakeARM) issue(w http.ResponseWriter, flow string, asString bool) {
 	f.TokensByFlow[flow]++
 	tok := fmt.Sprintf("tok-%d", f.Tokens)
 	f.tokenIssued[tok] = time.Now()
+	noteSecret("an access token", tok+"\"")
+	noteSecret("an access token", tok+" ")
 	var exp interface{} = f.TokenTTL
 	if asString {
 		exp = fmt.Sprint(f.TokenTTL)
@@ -597,6 +600,7 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 		if a := fm.Get("client_assertion"); a != "" {
 			flow = "assertion"
 			f.Assertions = append(f.Assertions, a)
+			noteSecret("a client assertion", a)
 			ok = ok && fm.Get("client_assertion_type") == armAssertType && a == f.Assertion && fm.Get("client_secret") == ""
 		} else {
 			ok = ok && fm.Get("client_secret") == armSecret

@@ -111,6 +111,7 @@ func (f *Forwarder) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error
 	if err := json.Unmarshal([]byte(*files[0].Content), &apf); err != nil {
 		return nil, err
 	}
+	notePEMKey("a pod VM's TLS server key", apf.TLSServerKey)
 	pair, err := tls.X509KeyPair([]byte(apf.TLSServerCert), []byte(apf.TLSServerKey))
 	if err != nil {
 		return nil, err

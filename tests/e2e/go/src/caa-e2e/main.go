@@ -99,6 +99,10 @@ func run() (rc int) {
 	all = append(all, azureScenarios()...)
 	all = append(all, nodeScenarios()...)
 	all = append(all, probeScenarios()...)
+	if os.Getenv("CAA_E2E_NODE") == "" && os.Getenv("CAA_E2E_VXLAN") == "" && os.Getenv("CAA_E2E_LIBVIRT_URI") == "" {
+		all = append(all, secretsScenario()...) // last: reads what the others left
+	}
+	noteInitdataSeeds()
 	if *list {
 		for _, s := range all {
 			fmt.Println(s.name)
@@ -206,6 +210,7 @@ func runOne(s scenario, bin string, timeout time.Duration, keep, verbose bool) b
 			}
 		}
 	}
+	collectEvidence(t)
 	dur := time.Since(began).Round(time.Millisecond)
 
 	t.mu.Lock()

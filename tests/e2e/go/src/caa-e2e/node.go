@@ -34,7 +34,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +54,10 @@ func nodeScenarios() []scenario {
 		{"node_cloud_faults", scNodeFaults},
 		{"node_bad_input", scNodeBadInput},
 		{"node_libvirt_pod", scNodeLibvirt},
-		{"node_secrets_never_logged", scNodeSecrets}, // last: reads what the others left
+		{"node_secrets_never_logged", func(t *T) { // last: reads what the others left
+			scSecrets(t, []string{"the Azure client secret", "an access token", "the daemon's TLS client key",
+				"a pod VM's TLS server key", "the agent policy", "the global initdata", "an initdata annotation"})
+		}},
 	}
 }
 
@@ -64,37 +66,6 @@ const (
 	nodeNowhere = "192.168.80.254"
 	workPort    = 7777 // the workload's echo port in the VM pod namespace
 )
-
-// ---------------------------------------------------------------------------
-// What the node scenarios leave for node_secrets_never_logged: every daemon log and every
-// secret the scenarios used.
-
-var nodeEvidence struct {
-	mu      sync.Mutex
-	logs    map[string][]byte // "<scenario> daemon #n" -> log
-	secrets map[string]string // secret -> what it is
-}
-
-func noteSecret(what, s string) {
-	if len(s) < 6 {
-		return
-	}
-	nodeEvidence.mu.Lock()
-	defer nodeEvidence.mu.Unlock()
-	if nodeEvidence.secrets == nil {
-		nodeEvidence.secrets = map[string]string{}
-	}
-	nodeEvidence.secrets[s] = what
-}
-
-// notePEMKey records the base64 lines of a PEM private key (any one would be a leak).
-func notePEMKey(what, pem string) {
-	for _, l := range strings.Split(pem, "\n") {
-		if l = strings.TrimSpace(l); len(l) >= 32 && !strings.HasPrefix(l, "-----") {
-			noteSecret(what, l)
-		}
-	}
-}
 
 // ---------------------------------------------------------------------------
 // The node
@@ -176,7 +147,6 @@ func newSimNode(t *T) *simNode {
 	arm.OnDelete = n.vmDeleted
 	n.arm = arm
 	n.dirs.Azure = arm
-	noteSecret("the Azure client secret", armSecret)
 	return n
 }
 
@@ -212,35 +182,6 @@ func (n *simNode) close() {
 	sh("ip", "link", "del", "u"+n.tag)
 	sh("ip", "link", "del", "c"+n.tag)
 
-	if n.arm != nil {
-		n.arm.mu.Lock()
-		tokens := n.arm.Tokens
-		assertions := append([]string(nil), n.arm.Assertions...)
-		n.arm.mu.Unlock()
-		for i := 1; i <= tokens; i++ {
-			noteSecret("an access token", fmt.Sprintf("tok-%d\"", i))
-			noteSecret("an access token", fmt.Sprintf("tok-%d ", i))
-		}
-		for _, a := range assertions {
-			noteSecret("a client assertion", a)
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(filepath.Dir(n.dirs.PodsDir), "tls", "client.key")); err == nil {
-		notePEMKey("the daemon's TLS client key", string(b))
-	}
-	t.mu.Lock()
-	ds := append([]*Daemon(nil), t.daemons...)
-	t.mu.Unlock()
-	nodeEvidence.mu.Lock()
-	if nodeEvidence.logs == nil {
-		nodeEvidence.logs = map[string][]byte{}
-	}
-	for _, d := range ds {
-		if b, err := os.ReadFile(d.LogPath); err == nil {
-			nodeEvidence.logs[fmt.Sprintf("%s daemon #%d", t.name, d.Index)] = b
-		}
-	}
-	nodeEvidence.mu.Unlock()
 }
 
 func (n *simNode) startDaemon(extra ...string) *Daemon {
@@ -1515,44 +1456,6 @@ func randomText(n int) string {
 		b[i] = alphabet[r.Intn(len(alphabet))]
 	}
 	return string(b)
-}
-
-// ---------------------------------------------------------------------------
-// 8. Secrets
-
-func scNodeSecrets(t *T) {
-	nodeEvidence.mu.Lock()
-	defer nodeEvidence.mu.Unlock()
-	if len(nodeEvidence.logs) == 0 || len(nodeEvidence.secrets) < 5 {
-		t.Fatalf("nothing to check: %d daemon logs and %d secrets collected (run with the other node_ scenarios)",
-			len(nodeEvidence.logs), len(nodeEvidence.secrets))
-	}
-	kinds := map[string]bool{}
-	for _, what := range nodeEvidence.secrets {
-		kinds[what] = true
-	}
-	for _, k := range []string{"the Azure client secret", "an access token", "the daemon's TLS client key",
-		"a pod VM's TLS server key", "the agent policy", "the global initdata", "an initdata annotation"} {
-		if !kinds[k] {
-			t.Errorf("no %s was collected: the check would miss it", k)
-		}
-	}
-	names := make([]string, 0, len(nodeEvidence.logs))
-	total := 0
-	for name, b := range nodeEvidence.logs {
-		names = append(names, name)
-		total += len(b)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		log := nodeEvidence.logs[name]
-		for s, what := range nodeEvidence.secrets {
-			if bytes.Contains(log, []byte(s)) {
-				t.Errorf("%s: the log contains %s (%q)", name, what, abbrev(s))
-			}
-		}
-	}
-	t.Logf("%d logs (%d KiB) checked for %d secrets", len(names), total>>10, len(nodeEvidence.secrets))
 }
 
 func gzipTo(w io.Writer, b []byte) error {
