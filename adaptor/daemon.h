@@ -17,6 +17,14 @@
 #include "tlsca.h"
 #include "ttrpc_server.h"
 
+/* Set by the Makefile from git; "unknown" for builds outside it. */
+#ifndef CAA_VERSION
+#define CAA_VERSION "unknown"
+#endif
+#ifndef CAA_COMMIT
+#define CAA_COMMIT "unknown"
+#endif
+
 struct getinfo_wait;
 struct gc;
 struct network;

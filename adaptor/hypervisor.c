@@ -436,6 +436,12 @@ static void start_on_address(void *arg, const struct provider_instance *inst)
     start_net(op);
 }
 
+/* How long the provider's create or delete of this operation took. */
+static double provider_seconds(const struct sandbox_op *op)
+{
+    return (double)(uv_now(op->d->loop) - op->provider_t0) / 1000.0;
+}
+
 static void start_created(void *arg, const struct provider_error *err, const struct provider_instance *inst)
 {
     struct sandbox_op *op = arg;
@@ -457,7 +463,7 @@ static void start_created(void *arg, const struct provider_error *err, const str
         return;
     }
     op->d->metrics.vm_creates[METRICS_OK]++;
-    metrics_observe(&op->d->metrics.vm_create_seconds, (double)(uv_now(op->d->loop) - op->provider_t0) / 1000.0);
+    metrics_observe(&op->d->metrics.vm_create_seconds, provider_seconds(op));
     op->vm_created = true;
     if (!sb->inst.n_ips) {
         start_fail(op, TTRPC_UNKNOWN, "instance IP is not available");
@@ -714,8 +720,7 @@ static void stop_deleted(void *arg, const struct provider_error *err)
     if (op->provider_t0) { /* a provider delete ran (not a sandbox that never had an instance) */
         op->d->metrics.vm_deletes[err ? METRICS_FAILED : METRICS_OK]++;
         if (!err)
-            metrics_observe(&op->d->metrics.vm_delete_seconds,
-                            (double)(uv_now(op->d->loop) - op->provider_t0) / 1000.0);
+            metrics_observe(&op->d->metrics.vm_delete_seconds, provider_seconds(op));
     }
     if (err) {
         sb->delete_attempts++;

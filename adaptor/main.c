@@ -17,13 +17,6 @@
 #include "notify.h"
 #include "probe.h"
 
-#ifndef CAA_VERSION
-#define CAA_VERSION "unknown"
-#endif
-#ifndef CAA_COMMIT
-#define CAA_COMMIT "unknown"
-#endif
-
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: cloud-api-adaptor <provider> [flags]\n"

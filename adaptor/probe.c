@@ -15,13 +15,6 @@
 #include "metrics.h"
 #include "proxy.h"
 
-#ifndef CAA_VERSION
-#define CAA_VERSION "unknown"
-#endif
-#ifndef CAA_COMMIT
-#define CAA_COMMIT "unknown"
-#endif
-
 #define PROBE_CONNS_MAX 64   /* scrapes and probes are few; more at once are refused */
 #define PROBE_IDLE_MS 10000u /* a request head must arrive within this */
 
@@ -82,7 +75,8 @@ static void sandbox_count(struct sandbox *sb, void *arg)
         g->agent_links++;
 }
 
-char *probe_metrics_text(struct daemon *d, size_t *len)
+/* The /metrics body for the daemon's current state; malloc'd, NULL when out of memory. */
+static char *metrics_text(struct daemon *d, size_t *len)
 {
     struct metrics_gauges g = {.provider = d->pops->name, .version = CAA_VERSION, .commit = CAA_COMMIT};
     sandbox_store_foreach(&d->store, sandbox_count, &g);
@@ -146,7 +140,7 @@ static void dispatch(struct probe_conn *c, const struct httpreq *r)
             respond(c, 503, "Service Unavailable", "text/plain", "shutting down\n", 14, head);
     } else if (path_is(r, "/metrics")) {
         size_t len;
-        char *text = probe_metrics_text(d, &len);
+        char *text = metrics_text(d, &len);
         if (!text) {
             respond(c, 500, "Internal Server Error", "text/plain", "out of memory\n", 14, head);
             return;

@@ -18,7 +18,4 @@ int probe_start(struct daemon *d, char *err, size_t errlen);
 void probe_stop(struct daemon *d);
 void probe_free(struct daemon *d);
 
-/* The /metrics body for the daemon's current state; malloc'd, NULL when out of memory. */
-char *probe_metrics_text(struct daemon *d, size_t *len);
-
 #endif

@@ -175,12 +175,15 @@ func (f *FakeARM) chaosPick(r *http.Request) string {
 	return kind
 }
 
-func hangUp(w http.ResponseWriter) {
+// hangUp closes the connection without an answer; false if it could not.
+func hangUp(w http.ResponseWriter) bool {
 	if hj, ok := w.(http.Hijacker); ok {
 		if c, _, err := hj.Hijack(); err == nil {
 			c.Close()
+			return true
 		}
 	}
+	return false
 }
 
 func (f *FakeARM) handle(w http.ResponseWriter, r *http.Request) {
@@ -504,13 +507,8 @@ func (f *FakeARM) fault(w http.ResponseWriter, call string) bool {
 			continue
 		}
 		ft.Fired++
-		if ft.Reset {
-			if hj, ok := w.(http.Hijacker); ok {
-				if c, _, err := hj.Hijack(); err == nil {
-					c.Close()
-					return true
-				}
-			}
+		if ft.Reset && hangUp(w) {
+			return true
 		}
 		if ft.RetryAfter != "" {
 			w.Header().Set("Retry-After", ft.RetryAfter)

@@ -85,7 +85,6 @@ type simVM struct {
 	work    net.Listener
 	podIP   string
 	vni     int
-	down    bool
 }
 
 type simNode struct {
@@ -98,7 +97,6 @@ type simNode struct {
 	mu      sync.Mutex
 	vms     map[string]*simVM // live VMs by name
 	slots   []bool
-	boots   int
 	bootErr []string
 	pods    []*shimPod
 	podSeq  int
@@ -229,7 +227,6 @@ func (n *simNode) startVMLocked(name string, slot int, ip string) {
 		}
 	}
 	n.vms[name] = vm
-	n.boots++
 	go n.boot(vm)
 }
 
@@ -258,7 +255,6 @@ func (n *simNode) powerOff(vm *simVM) {
 		sh("ip", "netns", "del", vm.podNs)
 		sh("ip", "link", "del", vm.hostIf)
 		n.mu.Lock()
-		vm.down = true
 		if vm.slot >= 0 {
 			n.slots[vm.slot] = false
 		}
@@ -678,6 +674,18 @@ func errText(err error) string {
 	return err.Error()
 }
 
+// eachPod runs fn for every pod at once and returns the errors in pod order.
+func eachPod(pods []*shimPod, fn func(p *shimPod) error) []error {
+	errs := make([]error, len(pods))
+	var wg sync.WaitGroup
+	for i, p := range pods {
+		wg.Add(1)
+		go func(i int, p *shimPod) { defer wg.Done(); errs[i] = fn(p) }(i, p)
+	}
+	wg.Wait()
+	return errs
+}
+
 // expectAgentSequence checks what the pod's agent saw, in order.
 func (p *shimPod) expectAgentSequence(t *T) {
 	vm := p.node.vm(p.vm)
@@ -901,13 +909,8 @@ func scNode50(t *T) {
 		}(i)
 	}
 	wg.Wait()
-	errs := make([]error, max)
 	began := time.Now()
-	for i, p := range pods {
-		wg.Add(1)
-		go func(i int, p *shimPod) { defer wg.Done(); errs[i] = p.up(d) }(i, p)
-	}
-	wg.Wait()
+	errs := eachPod(pods, func(p *shimPod) error { return p.up(d) })
 	t.Logf("%d pods Running after %v", max, time.Since(began).Round(time.Millisecond))
 	for i, err := range errs {
 		if err != nil {
@@ -951,11 +954,7 @@ func scNode50(t *T) {
 	if v, _, _ := n.arm.Inventory(); v != max {
 		t.Errorf("%d VMs in the cloud, want %d", v, max)
 	}
-	for i, p := range pods {
-		wg.Add(1)
-		go func(i int, p *shimPod) { defer wg.Done(); errs[i] = p.down(d) }(i, p)
-	}
-	wg.Wait()
+	errs = eachPod(pods, func(p *shimPod) error { return p.down(d) })
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("%s: %s", pods[i].name, errText(err))
@@ -976,16 +975,11 @@ func scNodeRestart(t *T) {
 	const count = 20
 	d := n.startDaemon("-peerpods-limit-per-node", fmt.Sprint(count))
 	pods := make([]*shimPod, count)
-	errs := make([]error, count)
 	var wg sync.WaitGroup
 	for i := range pods {
 		pods[i] = n.addPod(fmt.Sprintf("keep-%d", i))
 	}
-	for i, p := range pods {
-		wg.Add(1)
-		go func(i int, p *shimPod) { defer wg.Done(); errs[i] = p.up(d) }(i, p)
-	}
-	wg.Wait()
+	errs := eachPod(pods, func(p *shimPod) error { return p.up(d) })
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("%s: %s", pods[i].name, errText(err))
@@ -1410,7 +1404,6 @@ func (n *simNode) watchLibvirt(d *Daemon) {
 				os.WriteFile(filepath.Join(n.udDir, name+".userdata"), []byte(files["user-data"]), 0o600)
 				seen[name] = true
 				n.mu.Lock()
-				n.boots++
 				n.startVMLocked(name, -1, addrs[name])
 				n.mu.Unlock()
 			}
