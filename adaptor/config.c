@@ -360,6 +360,13 @@ static const struct env_only {
      offsetof(struct config, probe_port)},
     {"RUNTIMECLASS_NAME", "kata-remote", "runtime class of the peer pods the startup probe waits for",
      offsetof(struct config, runtimeclass_name)},
+    {"KUBERNETES_SERVICE_HOST", "", "Kubernetes API address (set by Kubernetes in every pod)",
+     offsetof(struct config, kube_host)},
+    {"KUBERNETES_SERVICE_PORT", "", "Kubernetes API port (set by Kubernetes in every pod)",
+     offsetof(struct config, kube_port)},
+    {"K8S_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount",
+     "directory of the service-account token and ca.crt for the Kubernetes API",
+     offsetof(struct config, kube_sa_dir)},
 };
 
 void config_load_env(struct config *c)

@@ -78,6 +78,8 @@ struct config {
     const char *pod_uid;
     const char *probe_port;
     const char *runtimeclass_name;
+    const char *kube_host, *kube_port; /* KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT */
+    const char *kube_sa_dir;           /* K8S_SERVICE_ACCOUNT_DIR */
 };
 
 int config_register_common(struct config_registry *r, struct config *c);

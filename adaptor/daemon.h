@@ -5,6 +5,7 @@
 #define ADAPTOR_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -27,6 +28,7 @@
 
 struct getinfo_wait;
 struct gc;
+struct kube;
 struct network;
 struct probe;
 
@@ -49,6 +51,9 @@ struct daemon {
     struct network *net;          /* pod networking (vxlan/) */
     struct probe *probe;          /* /startup, /healthz, /readyz, /metrics on PROBE_PORT */
     struct metrics metrics;       /* counted by the hypervisor service and the GC */
+    struct kube *kube;            /* Kubernetes API; NULL outside Kubernetes (no NODE_NAME) */
+    int64_t start_unix;           /* for /startup: peer pods Ready since before are stale */
+    bool startup_ok;              /* /startup succeeded once; it is not checked again */
     uv_signal_t sig_term, sig_int;
     unsigned signals;
     bool shutting_down;

@@ -14,6 +14,7 @@
 #include "podvminfo.pb-c.h"
 #include "proxy.h"
 #include "network.h"
+#include "kube.h"
 #include "vmdoc.h"
 
 #define DELETE_RETRY_MIN_MS 1000
@@ -875,6 +876,7 @@ static void recover_one(struct sandbox *sb, void *arg)
     enum op_kind kind;
     if (sb->phase == SANDBOX_RUNNING) {
         /* DECISIONS 10: the pod keeps running; its agent socket comes back with the daemon. */
+        sb->recovered = true;
         proxy_open(d, sb, 0, recovered_agent, sb);
         return;
     }
@@ -997,6 +999,8 @@ struct doc_job {
     struct sandbox_op *op;
     bool has_pn;
     struct podnet pn;
+    char *auth_json; /* the pod's registry credentials, NULL when none */
+    size_t auth_json_len;
     int code;
     char err[512];
     struct vmdoc_result r;
@@ -1037,6 +1041,8 @@ static void doc_job_run(uv_work_t *w)
         .pod = &sb->pod,
         .vm_name = vm_name,
         .net = &net,
+        .auth_json = j->auth_json,
+        .auth_json_len = j->auth_json_len,
     };
     j->code = vmdoc_build(&in, &j->r, j->err, sizeof(j->err));
     free(txt);
@@ -1045,12 +1051,20 @@ static void doc_job_run(uv_work_t *w)
 static void create_saved(void *arg, int err);
 static void create_abort(struct sandbox_op *op, int code, const char *msg);
 
+static void doc_job_free(struct doc_job *j)
+{
+    userdata_text_free(j->auth_json);
+    free(j);
+}
+
 static void doc_job_done(uv_work_t *w, int status)
 {
     struct doc_job *j = w->data;
     struct sandbox_op *op = j->op;
     struct daemon *d = op->d;
     struct sandbox *sb = op->sb;
+    userdata_text_free(j->auth_json); /* in the document now, if at all */
+    j->auth_json = NULL;
     if (d->shutting_down || status) {
         if (!j->code)
             vmdoc_result_clear(&j->r);
@@ -1096,7 +1110,37 @@ static void doc_job_done(uv_work_t *w, int status)
         create_saved(op, ENOMEM);
 }
 
-/* Queues the user-data build for op; the pod network pn (NULL: none) is copied. */
+static void document_build_queue(struct doc_job *j)
+{
+    if (uv_queue_work(j->op->d->loop, &j->w, doc_job_run, doc_job_done)) {
+        struct sandbox_op *op = j->op;
+        doc_job_free(j);
+        create_abort(op, TTRPC_INTERNAL, "cannot queue the user-data build");
+    }
+}
+
+static void document_auth_done(void *arg, char *auth_json, size_t len, const char *err)
+{
+    struct doc_job *j = arg;
+    struct sandbox_op *op = j->op;
+    if (op->d->shutting_down) {
+        userdata_text_free(auth_json);
+        doc_job_free(j);
+        return;
+    }
+    if (err)
+        log_warn("adaptor", "sandbox %s: error reading image pull secrets: %s; the pod VM gets no registry "
+                            "credentials (auth.json)", op->sb->id, err);
+    else if (auth_json)
+        log_info("adaptor", "sandbox %s: registry credentials from the image pull secrets of pod %s/%s", op->sb->id,
+                 op->sb->pod.pod_namespace, op->sb->pod.pod_name);
+    j->auth_json = auth_json;
+    j->auth_json_len = len;
+    document_build_queue(j);
+}
+
+/* Queues the user-data build for op; the pod network pn (NULL: none) is copied. In
+ * Kubernetes the pod's image pull secrets are read first (spec 4.4). */
 static void document_build_start(struct sandbox_op *op, const struct podnet *pn)
 {
     struct doc_job *j = calloc(1, sizeof(*j));
@@ -1110,10 +1154,14 @@ static void document_build_start(struct sandbox_op *op, const struct podnet *pn)
         j->has_pn = true;
         j->pn = *pn;
     }
-    if (uv_queue_work(op->d->loop, &j->w, doc_job_run, doc_job_done)) {
-        free(j);
-        create_abort(op, TTRPC_INTERNAL, "cannot queue the user-data build");
+    const struct pod_spec *pod = &op->sb->pod;
+    if (op->d->kube && *pod->pod_name && *pod->pod_namespace) {
+        if (kube_pull_auth(op->d->kube, pod->pod_namespace, pod->pod_name, document_auth_done, j) == 0)
+            return;
+        log_warn("adaptor", "sandbox %s: cannot read image pull secrets (out of memory or names too long); the pod "
+                            "VM gets no registry credentials", op->sb->id);
     }
+    document_build_queue(j);
 }
 
 /* Ends a CreateVM that wrote nothing to disk: the record leaves the store. */

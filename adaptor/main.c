@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "gc.h"
 #include "hypervisor.h"
+#include "kube.h"
 #include "log.h"
 #include "network.h"
 #include "notify.h"
@@ -141,6 +143,7 @@ static void daemon_stop(struct daemon *d)
     hypervisor_shutdown(d);
     gc_stop(d);
     probe_stop(d);
+    kube_stop(d->kube, true);
     if (d->server) {
         ttrpc_server_close(d->server);
         d->server = NULL;
@@ -205,6 +208,42 @@ static int network_start(struct daemon *d, char *err, size_t errlen)
     return 0;
 }
 
+static void advertised(void *arg, bool done)
+{
+    (void)done; /* not yet: kube keeps trying in the background */
+    *(bool *)arg = true;
+}
+
+/* In Kubernetes (NODE_NAME set): the API client, and the node's capacity advertised before
+ * the socket serves, as the Go daemon does; an API that does not answer within
+ * KUBE_START_WAIT_MS delays serving no longer. */
+#define KUBE_START_WAIT_MS 5000u
+static void kube_start(struct daemon *d)
+{
+    char err[1024], ua[96];
+    snprintf(ua, sizeof(ua), "cloud-api-adaptor/%s", CAA_VERSION);
+    struct kube_config kc = {
+        .node_name = d->cfg.node_name,
+        .pod_uid = d->cfg.pod_uid,
+        .limit = d->cfg.peerpods_limit,
+        .host = d->cfg.kube_host,
+        .port = d->cfg.kube_port,
+        .sa_dir = d->cfg.kube_sa_dir,
+        .user_agent = ua,
+        .turn = &d->turn,
+    };
+    if (!(d->kube = kube_new(d->loop, &kc, err, sizeof(err)))) {
+        if (*err)
+            log_warn("kube", "%s; running without the Kubernetes API: no node capacity, no image pull secrets, "
+                             "/startup without its pod check", err);
+        return;
+    }
+    bool waited = false;
+    kube_node_advertise(d->kube, KUBE_START_WAIT_MS, advertised, &waited);
+    while (!waited && uv_run(d->loop, UV_RUN_ONCE))
+        ;
+}
+
 static int daemon_run(struct daemon *d)
 {
     char err[1024];
@@ -217,6 +256,7 @@ static int daemon_run(struct daemon *d)
     }
     d->loop = &loop;
     loop.data = d;
+    d->start_unix = (int64_t)time(NULL);
     if (*d->cfg.pause_image)
         log_warn("adaptor", "PAUSE_IMAGE is accepted for compatibility and ignored");
     if (*d->cfg.initdata) {
@@ -269,6 +309,7 @@ static int daemon_run(struct daemon *d)
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
         goto out_store;
     }
+    kube_start(d);
     int fd = socket_listen(d, err, sizeof(err));
     if (fd < 0) {
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
@@ -307,6 +348,7 @@ out_server:
         ttrpc_server_close(d->server);
     d->server = NULL;
 out_store:
+    kube_stop(d->kube, false); /* no-op after a normal shutdown; a failed start-up keeps the capacity */
     sandbox_store_free(&d->store);
     network_free(d->net);
     d->net = NULL;
@@ -315,6 +357,8 @@ out_provider:
         d->pops->shutdown(d->prov);
     uv_walk(&loop, close_any, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
+    kube_free(d->kube);
+    d->kube = NULL;
     if (uv_loop_close(&loop))
         log_warn("adaptor", "event loop closed with handles still open");
     SSL_CTX_free(d->client_ctx);

@@ -11,6 +11,7 @@
 
 #include "daemon.h"
 #include "httpreq.h"
+#include "kube.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -27,6 +28,8 @@ struct probe_conn {
     size_t len;
     char *resp;
     int closing; /* handles still to close */
+    int head_only;
+    bool waiting; /* a /startup waiting for the pod check */
     struct probe_conn *next, *prev;
 };
 
@@ -36,6 +39,7 @@ struct probe {
     int listener_open;
     struct probe_conn *conns;
     size_t n_conns;
+    bool checking; /* a pod check for /startup is in flight */
 };
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -115,6 +119,71 @@ static void respond(struct probe_conn *c, int code, const char *reason, const ch
         conn_close(c);
 }
 
+/* A peer pod Ready since before our start is fine if its sandbox was recovered. */
+static bool pod_recovered(const char *ns, const char *name, void *arg)
+{
+    const struct daemon *d = arg;
+    for (size_t i = 0; i < d->store.nbuckets; i++)
+        for (const struct sandbox *sb = d->store.buckets[i]; sb; sb = sb->hnext)
+            if (sb->recovered && sb->phase == SANDBOX_RUNNING && !strcmp(sb->pod.pod_name, name) &&
+                !strcmp(sb->pod.pod_namespace, ns))
+                return true;
+    return false;
+}
+
+static void startup_answer(struct probe_conn *c, bool ok, const char *why)
+{
+    char body[1400];
+    c->waiting = false;
+    if (ok) {
+        respond(c, 200, "OK", "text/plain", "ok\n", 3, c->head_only);
+        return;
+    }
+    int n = snprintf(body, sizeof(body), "%s\n", why);
+    respond(c, 500, "Internal Server Error", "text/plain", body, n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, c->head_only);
+}
+
+static void startup_checked(void *arg, int verdict, const char *why)
+{
+    struct probe *pr = arg;
+    struct daemon *d = pr->d;
+    pr->checking = false;
+    if (verdict == 1 && !d->startup_ok) {
+        d->startup_ok = true;
+        log_info("probe", "startup: every peer pod on node %s is ready", d->cfg.node_name);
+    } else if (verdict != 1) {
+        log_info("probe", "startup: not yet: %s", why);
+    }
+    struct probe_conn *c = pr->conns, *next;
+    for (; c; c = next) {
+        next = c->next; /* respond may close c */
+        if (c->waiting)
+            startup_answer(c, verdict == 1, why);
+    }
+}
+
+/* /startup as the Go daemon's (spec 6.2): the socket serves and, until that has been seen
+ * once, every peer pod on the node is Ready since this daemon started (or kept running
+ * across the restart). */
+static void startup(struct probe_conn *c)
+{
+    struct probe *pr = c->pr;
+    struct daemon *d = pr->d;
+    if (!d->kube || d->startup_ok) {
+        startup_answer(c, true, NULL);
+        return;
+    }
+    c->waiting = true;
+    uv_read_stop((uv_stream_t *)&c->tcp); /* one request per connection */
+    if (pr->checking)
+        return;
+    if (kube_startup_check(d->kube, d->cfg.runtimeclass_name, d->start_unix, pod_recovered, d, startup_checked, pr)) {
+        startup_answer(c, false, "cannot list the pods of this node (out of memory or shutting down)");
+        return;
+    }
+    pr->checking = true;
+}
+
 static int path_is(const struct httpreq *r, const char *p)
 {
     return r->path_len == strlen(p) && !memcmp(r->path, p, r->path_len);
@@ -134,10 +203,13 @@ static void dispatch(struct probe_conn *c, const struct httpreq *r)
     if (path_is(r, "/healthz")) {
         respond(c, 200, "OK", "text/plain", "ok\n", 3, head); /* answering at all: the loop runs */
     } else if (path_is(r, "/readyz") || path_is(r, "/startup")) {
-        if (serving)
-            respond(c, 200, "OK", "text/plain", "ok\n", 3, head);
-        else
+        c->head_only = head;
+        if (!serving)
             respond(c, 503, "Service Unavailable", "text/plain", "shutting down\n", 14, head);
+        else if (path_is(r, "/startup"))
+            startup(c);
+        else
+            respond(c, 200, "OK", "text/plain", "ok\n", 3, head);
     } else if (path_is(r, "/metrics")) {
         size_t len;
         char *text = metrics_text(d, &len);

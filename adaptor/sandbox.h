@@ -69,6 +69,7 @@ struct sandbox {
     struct sandbox_op *queue_head, *queue_tail;
     uv_timer_t *retry; /* delete retry timer, owned */
     struct proxy *proxy; /* agent relay while the VM runs, owned */
+    bool recovered;      /* running before this daemon started (its pod was not re-created) */
     struct sandbox *hnext;
 };
 

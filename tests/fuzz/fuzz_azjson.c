@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "azure/azjson.h"
-#include "azure/http.h"
+#include "http.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -16,7 +16,7 @@
 #include "azure/auth.h"
 #include "azure/azjson.h"
 #include "azure/azreq.h"
-#include "azure/http.h"
+#include "http.h"
 #include "provider.h"
 
 const struct provider_ops *const provider_table[] = {NULL};

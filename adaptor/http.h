@@ -1,15 +1,16 @@
 /* http: asynchronous HTTPS requests on the libuv loop, libcurl's multi interface driven by
- * libuv socket polls and one timer (no blocking easy handles on the loop thread).
+ * libuv socket polls and one timer (no blocking easy handles on the loop thread). Used by
+ * the Azure provider (ARM, Entra ID) and the Kubernetes API client (kube).
  *
- * One struct http per provider: it owns the curl multi handle (and so its connection cache:
+ * One struct http per user: it owns the curl multi handle (and so its connection cache:
  * connections are reused), the poll handles, the timer and the queue of requests waiting
  * for one of the max_active slots. Requests are copied at http_start (URL, headers, body);
  * the response handed to the callback is borrowed for the callback's duration. Every started
  * request calls its callback exactly once, unless it is cancelled (http_cancel) or the
  * struct http is freed first. TLS peers are always verified (ca_file adds a CA bundle for
  * tests and private clouds). Nothing here logs: header values may be secrets. */
-#ifndef AZURE_HTTP_H
-#define AZURE_HTTP_H
+#ifndef ADAPTOR_HTTP_H
+#define ADAPTOR_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 #include "http.h"
 
-#include "../../adaptor/turn.h"
+#include "turn.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -229,6 +229,8 @@ static void call_free(struct http_call *c)
 {
     if (c->easy)
         curl_easy_cleanup(c->easy);
+    for (struct curl_slist *l = c->hdrs; l; l = l->next) /* Authorization: bearer tokens */
+        memset(l->data, 0, strlen(l->data));
     curl_slist_free_all(c->hdrs);
     free(c->url);
     free(c->method);
