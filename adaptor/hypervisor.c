@@ -55,6 +55,16 @@ static void waiters_wake(struct daemon *d);
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
+#define POD_FIELD_MAX 256
+
+/* The pod= log field: <namespace>/<name>. */
+static const char *pod_field(const struct sandbox *sb, char *buf, size_t cap)
+{
+    char raw[2 * POD_FIELD_MAX];
+    snprintf(raw, sizeof(raw), "%.250s/%.250s", sb->pod.pod_namespace, sb->pod.pod_name);
+    return log_value(buf, cap, raw);
+}
+
 static void op_reply_ok(struct sandbox_op *op)
 {
     if (op->call) {
@@ -258,6 +268,7 @@ static int proxy_open(struct daemon *d, struct sandbox *sb, uint64_t deadline, p
         .proxy_timeout_ns = d->cfg.proxy_timeout_ns,
         .gpus_annotated = sb->pod.gpus_annotated,
         .direct_volumes_dir = d->cfg.direct_volumes_dir,
+        .counts = &d->metrics.relay,
     };
     if (!(sb->proxy = proxy_new(&pp, err, sizeof(err)))) {
         log_error("adaptor", "sandbox %s: agent socket: %s", sb->id, err);
@@ -277,8 +288,10 @@ static void start_rollback(struct sandbox_op *op);
 
 static void start_answer(struct sandbox_op *op)
 {
-    log_info("adaptor", "StartVM: sandbox %s is running on instance %s (%s), agent reachable, after %llu ms",
-             op->sb->id, op->sb->inst.name, op->sb->inst.id, (unsigned long long)(uv_now(op->d->loop) - op->t0));
+    char pod[2 * POD_FIELD_MAX], inst[320];
+    log_info("adaptor", "StartVM: the pod VM runs and its agent answers sandbox=%s pod=%s vm=%s instance=%s "
+             "duration_ms=%llu", op->sb->id, pod_field(op->sb, pod, sizeof(pod)), op->sb->inst.name,
+             log_value(inst, sizeof(inst), op->sb->inst.id), (unsigned long long)(uv_now(op->d->loop) - op->t0));
     op_reply_ok(op);
     op_done(op);
 }
@@ -397,9 +410,10 @@ static void start_net_done(void *arg, int rc, bool gone, uint64_t us, const char
         start_fail(op, TTRPC_UNKNOWN, msg);
         return;
     }
-    log_info("adaptor", "sandbox %s: vxlan tunnel (VNI %u, remote %s:%u) set up in %s/%s in %llu us", sb->id,
-             sb->vni, tunnel_of(sb).remote, network_port(op->d->net), sb->netns_path, sb->pod_if,
-             (unsigned long long)us);
+    char ns[300];
+    log_info("adaptor", "vxlan tunnel up sandbox=%s vni=%u remote=%s:%u netns=%s iface=%s duration_us=%llu", sb->id,
+             sb->vni, tunnel_of(sb).remote, network_port(op->d->net), log_value(ns, sizeof(ns), sb->netns_path),
+             sb->pod_if, (unsigned long long)us);
     op->net_ready = true;
     start_try_running(op);
 }
@@ -639,8 +653,8 @@ static void start_rollback(struct sandbox_op *op)
         log_error("adaptor", "StartVM: sandbox %s: creating instance %s failed: %s", sb->id, sb->inst.name,
                   op->perr.msg);
     else
-        log_warn("adaptor", "StartVM: sandbox %s: %s; deleting instance %s", sb->id,
-                 op->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled", sb->inst.name);
+        log_warn("adaptor", "StartVM %s: deleting the pod VM sandbox=%s vm=%s",
+                 op->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled", sb->id, sb->inst.name);
     if (!teardown_start(op, start_rollback_net_done))
         start_rollback_destroy(op);
 }
@@ -692,8 +706,9 @@ static void stop_erased(void *arg, int err)
         return;
     if (err)
         log_warn("adaptor", "sandbox %s: removing its directory: %s", sb->id, strerror(err));
-    log_info("adaptor", "StopVM: sandbox %s deleted after %llu ms", sb->id,
-             (unsigned long long)(uv_now(op->d->loop) - op->t0));
+    char pod[2 * POD_FIELD_MAX];
+    log_info("adaptor", "StopVM: sandbox deleted sandbox=%s pod=%s duration_ms=%llu", sb->id,
+             pod_field(sb, pod, sizeof(pod)), (unsigned long long)(uv_now(op->d->loop) - op->t0));
     set_phase(sb, SANDBOX_GONE);
     op_reply_ok(op);
     op_done(op);
@@ -725,8 +740,9 @@ static void stop_deleted(void *arg, const struct provider_error *err)
     }
     if (err) {
         sb->delete_attempts++;
-        log_warn("adaptor", "sandbox %s: deleting instance %s failed (attempt %u): %s; retrying in the background",
-                 sb->id, sb->inst.name, sb->delete_attempts, err->msg);
+        char e[600];
+        log_warn("adaptor", "deleting the pod VM failed; retrying in the background sandbox=%s vm=%s attempt=%u "
+                 "error=%s", sb->id, sb->inst.name, sb->delete_attempts, log_value(e, sizeof(e), err->msg));
         save(op, stop_queued_saved);
         return;
     }
@@ -751,13 +767,15 @@ static void stop_net_done(void *arg, int rc, bool gone, uint64_t us, const char 
 {
     struct sandbox_op *op = arg;
     struct sandbox *sb = op->sb;
+    char e[600];
     if (op->d->shutting_down)
         return;
     if (rc)
-        log_warn("adaptor", "StopVM: sandbox %s: removing the pod network tunnel: %s", sb->id, err);
+        log_warn("adaptor", "StopVM: removing the pod network tunnel failed sandbox=%s error=%s", sb->id,
+                 log_value(e, sizeof(e), err));
     else
-        log_info("adaptor", "sandbox %s: vxlan tunnel (VNI %u) removed%s in %llu us", sb->id, sb->vni,
-                 gone ? " (pod network namespace already gone)" : "", (unsigned long long)us);
+        log_info("adaptor", "vxlan tunnel removed sandbox=%s vni=%u netns_gone=%s duration_us=%llu", sb->id, sb->vni,
+                 gone ? "true" : "false", (unsigned long long)us);
     stop_destroy(op);
 }
 
@@ -785,7 +803,9 @@ static void stop_run(struct sandbox_op *op)
     }
     if (sb->retry)
         uv_timer_stop(sb->retry);
-    log_info("adaptor", "StopVM: deleting sandbox %s (instance %s)", sb->id, sb->inst.name[0] ? sb->inst.name : "-");
+    char pod[2 * POD_FIELD_MAX];
+    log_info("adaptor", "StopVM: deleting sandbox=%s pod=%s vm=%s", sb->id, pod_field(sb, pod, sizeof(pod)),
+             sb->inst.name[0] ? sb->inst.name : "-");
     set_phase(sb, SANDBOX_STOPPING);
     save(op, stop_saved);
 }
@@ -814,7 +834,7 @@ static void rollback_deleted(void *arg, const struct provider_error *err)
         op_done(op);
         return;
     }
-    log_info("adaptor", "sandbox %s: rolled back instance %s of an interrupted StartVM", sb->id, sb->inst.name);
+    log_info("adaptor", "rolled back the pod VM of an interrupted StartVM sandbox=%s vm=%s", sb->id, sb->inst.name);
     memset(&sb->inst, 0, sizeof(sb->inst));
     save(op, rollback_saved);
 }
@@ -1091,10 +1111,10 @@ static void doc_job_done(uv_work_t *w, int status)
         create_abort(op, TTRPC_INVALID_ARGUMENT, err);
         return;
     }
-    static const char *const from[] = {"none", "pod annotation", "INITDATA"};
+    static const char *const from[] = {"none", "annotation", "INITDATA"};
     if (r->initdata_source != VMDOC_INITDATA_NONE)
-        log_info("adaptor", "sandbox %s: initdata from %s, %s digest %s", sb->id, from[r->initdata_source],
-                 r->initdata_algorithm, r->initdata_digest);
+        log_info("adaptor", "initdata chosen sandbox=%s source=%s algorithm=%s digest=%s", sb->id,
+                 from[r->initdata_source], r->initdata_algorithm, r->initdata_digest);
     if (r->auth_dropped)
         log_warn("adaptor", "sandbox %s: registry credentials exceed %d bytes and are not sent to the pod VM", sb->id,
                  USERDATA_AUTH_JSON_MAX);
@@ -1167,7 +1187,8 @@ static void document_build_start(struct sandbox_op *op, const struct podnet *pn)
 /* Ends a CreateVM that wrote nothing to disk: the record leaves the store. */
 static void create_abort(struct sandbox_op *op, int code, const char *msg)
 {
-    log_warn("adaptor", "CreateVM: sandbox %s: %s", op->sb->id, msg);
+    char e[1200];
+    log_warn("adaptor", "CreateVM failed sandbox=%s error=%s", op->sb->id, log_value(e, sizeof(e), msg));
     op_fail(op, code, "%s", msg);
     op->sb->phase = SANDBOX_GONE;
     op_done(op);
@@ -1198,8 +1219,8 @@ static void create_inspected(void *arg, int rc, const struct podnet *pn, const c
         char ip[16];
         struct in_addr a = {.s_addr = pn->pod_ip};
         inet_ntop(AF_INET, &a, ip, sizeof(ip));
-        log_info("adaptor", "sandbox %s: pod network %s/%u on %s, %zu routes, %zu neighbours, MTU %u; VNI %u", sb->id,
-                 ip, pn->pod_prefix, pn->ifname, pn->n_routes, pn->n_neighbors, pn->mtu, vni);
+        log_info("adaptor", "pod network inspected sandbox=%s ip=%s/%u iface=%s routes=%zu neighbours=%zu mtu=%u vni=%u",
+                 sb->id, ip, pn->pod_prefix, pn->ifname, pn->n_routes, pn->n_neighbors, pn->mtu, vni);
     }
     document_build_start(op, pn);
 }
@@ -1262,8 +1283,10 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
         ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s (netns %s)", sb->id, sb->pod.pod_name,
-             sb->pod.pod_namespace, sb->netns_path);
+    char ns[300];
+    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s sandbox=%s pod=%s/%s netns=%s", sb->id,
+             sb->pod.pod_name, sb->pod.pod_namespace, sb->id, sb->pod.pod_namespace, sb->pod.pod_name,
+             log_value(ns, sizeof(ns), sb->netns_path));
     /* In the store from now on: a second CreateVM of the id is refused, StartVM queues. */
     sandbox_store_insert(&d->store, sb);
     sb->phase = SANDBOX_CREATED;

@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,36 @@ int log_level_parse(const char *s)
 void log_level_set(enum log_level lvl)
 {
     log_min = lvl;
+}
+
+const char *log_value(char *buf, size_t cap, const char *s)
+{
+    if (!cap)
+        return buf;
+    bool bare = *s != '\0';
+    for (const unsigned char *p = (const unsigned char *)s; *p && bare; p++)
+        bare = *p > ' ' && *p != '"' && *p != '=' && *p != 0x7f;
+    size_t n = 0;
+    if (bare) {
+        snprintf(buf, cap, "%s", s);
+        return buf;
+    }
+    if (cap < 3) {
+        buf[0] = '\0';
+        return buf;
+    }
+    buf[n++] = '"';
+    for (; *s; s++) {
+        size_t need = *s == '"' || *s == '\\' ? 2 : 1;
+        if (n + need + 2 > cap) /* room for the closing quote and the NUL */
+            break;
+        if (need == 2)
+            buf[n++] = '\\';
+        buf[n++] = *s;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return buf;
 }
 
 void log_write(enum log_level lvl, const char *component, const char *fmt, ...)

@@ -110,6 +110,13 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
     put(&o, "# HELP caa_agent_links Agent relays connected to their pod VM's forwarder.\n"
             "# TYPE caa_agent_links gauge\ncaa_agent_links %llu\n",
         (unsigned long long)g->agent_links);
+    put(&o, "# HELP caa_agent_connections_total Kata shim connections accepted on agent sockets.\n"
+            "# TYPE caa_agent_connections_total counter\ncaa_agent_connections_total %llu\n",
+        (unsigned long long)m->relay.connections);
+    put(&o, "# HELP caa_agent_bytes_total Agent protocol bytes relayed, by direction.\n"
+            "# TYPE caa_agent_bytes_total counter\ncaa_agent_bytes_total{direction=\"to_vm\"} %llu\n"
+            "caa_agent_bytes_total{direction=\"from_vm\"} %llu\n",
+        (unsigned long long)m->relay.bytes_to_vm, (unsigned long long)m->relay.bytes_from_vm);
 
     results(&o, "caa_vm_creates_total", "Pod VM creates by outcome.", m->vm_creates);
     histogram(&o, "caa_vm_create_duration_seconds", "Time from the create request to a running pod VM.",

@@ -22,6 +22,13 @@ extern const double metrics_bounds[METRICS_BUCKETS];
 
 enum metrics_result { METRICS_OK, METRICS_FAILED, METRICS_RESULTS };
 
+/* Counted by the agent relays (proxy), which hold a pointer to the daemon's. */
+struct metrics_relay {
+    uint64_t connections;   /* kata shim connections accepted on agent sockets */
+    uint64_t bytes_to_vm;   /* read from the shim, relayed to the pod VM */
+    uint64_t bytes_from_vm; /* read from the pod VM's forwarder */
+};
+
 struct metrics {
     uint64_t vm_creates[METRICS_RESULTS];
     uint64_t vm_deletes[METRICS_RESULTS];
@@ -29,6 +36,7 @@ struct metrics {
     struct metrics_histogram vm_delete_seconds; /* successful deletes */
     uint64_t gc_deleted;                        /* orphan pod VMs the GC deleted */
     uint64_t gc_failed;
+    struct metrics_relay relay;
 };
 
 /* Counted by the provider: its cloud API calls by the class of their final answer. */

@@ -72,6 +72,7 @@ struct proxy {
     int64_t proxy_timeout_ms;
     bool ready_by_proxy_timeout; /* the readiness wait ends at PROXY_TIMEOUT, not at StartVM's deadline */
     bool gpus_annotated;
+    struct metrics_relay *counts, no_counts;
 
     uv_pipe_t listener;
     uv_timer_t retry, attempt, ready_timer;
@@ -881,6 +882,7 @@ static void down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     d->in_len += (size_t)nread;
+    d->px->counts->bytes_to_vm += (uint64_t)nread;
     down_frames(d);
     /* A frame grows the buffer to at most 4 MiB plus a read; shrink back after a big one. */
     if (d->in_cap > (8u << 20) && d->in_len < READ_SPARE) {
@@ -925,6 +927,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (px->downs)
         px->downs->prev = d;
     px->downs = d;
+    px->counts->connections++;
     if (px->up_full) {
         d->paused = true;
         return;
@@ -1034,6 +1037,7 @@ static void up_data(void *arg, const uint8_t *p, size_t n)
 {
     struct proxy *px = arg;
     size_t used;
+    px->counts->bytes_from_vm += n;
     if (px->ucut_active) {
         up_cut_feed(px, &p, &n);
         if (!n)
@@ -1311,6 +1315,7 @@ struct proxy *proxy_new(const struct proxy_params *p, char *err, size_t errlen)
     px->port = p->port;
     px->proxy_timeout_ms = p->proxy_timeout_ns / 1000000;
     px->gpus_annotated = p->gpus_annotated;
+    px->counts = p->counts ? p->counts : &px->no_counts;
     if (!(px->direct_volumes_dir = strdup(p->direct_volumes_dir ? p->direct_volumes_dir : CSIVOL_DIRECT_VOLUMES_DIR))) {
         snprintf(err, errlen, "out of memory");
         goto fail;

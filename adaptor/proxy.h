@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "metrics.h"
 #include "tlsca.h"
 
 struct proxy;
@@ -39,6 +40,7 @@ struct proxy_params {
     int64_t proxy_timeout_ns;
     bool gpus_annotated; /* CreateContainer gets the CDI marker */
     const char *direct_volumes_dir; /* CSI direct volumes for CreateContainer (copied) */
+    struct metrics_relay *counts;   /* NULL or the daemon's; must outlive the proxy */
 };
 
 /* Listens on socket_path (a stale file is replaced). NULL with the reason in err. */

@@ -49,6 +49,7 @@ static void test_render(void **state)
     metrics_observe(&m.vm_create_seconds, 2);
     metrics_observe(&m.vm_create_seconds, 40);
     m.gc_deleted = 2;
+    m.relay = (struct metrics_relay){.connections = 4, .bytes_to_vm = 1000, .bytes_from_vm = 7};
     struct metrics_gauges g = {.provider = "azure", .version = "v1\"x", .commit = "abc", .tunnels = 2,
                                .agent_links = 1, .have_cloud = 1, .cloud_retries = 5};
     g.sandboxes[2] = 2; /* running */
@@ -64,6 +65,10 @@ static void test_render(void **state)
     assert_false(strstr(t, "phase=\"gone\""));
     assert_true(has_line(t, "caa_tunnels 2"));
     assert_true(has_line(t, "caa_agent_links 1"));
+    assert_true(has_line(t, "# TYPE caa_agent_connections_total counter"));
+    assert_true(has_line(t, "caa_agent_connections_total 4"));
+    assert_true(has_line(t, "caa_agent_bytes_total{direction=\"to_vm\"} 1000"));
+    assert_true(has_line(t, "caa_agent_bytes_total{direction=\"from_vm\"} 7"));
     assert_true(has_line(t, "caa_vm_creates_total{result=\"ok\"} 3"));
     assert_true(has_line(t, "caa_vm_creates_total{result=\"failed\"} 1"));
     /* Cumulative buckets. */

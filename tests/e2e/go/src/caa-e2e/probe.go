@@ -124,7 +124,8 @@ func scProbesMetrics(t *T) {
 	m := scrape(t, port)
 	expectSamples(t, m, "idle", map[string]float64{
 		`caa_sandboxes{phase="running"}`: 0, `caa_vm_creates_total{result="ok"}`: 0, "caa_agent_links": 0,
-		"caa_vm_create_duration_seconds_count": 0,
+		"caa_vm_create_duration_seconds_count": 0, "caa_agent_connections_total": 0,
+		`caa_agent_bytes_total{direction="to_vm"}`: 0, `caa_agent_bytes_total{direction="from_vm"}`: 0,
 	})
 	info := 0
 	for k := range m {
@@ -144,6 +145,10 @@ func scProbesMetrics(t *T) {
 		`caa_sandboxes{phase="running"}`: 1, `caa_vm_creates_total{result="ok"}`: 1, "caa_agent_links": 1,
 		"caa_vm_create_duration_seconds_count": 1, `caa_vm_create_duration_seconds_bucket{le="+Inf"}`: 1,
 	})
+	// StartVM's health check came back through the relay from the stand-in forwarder.
+	if v := m[`caa_agent_bytes_total{direction="from_vm"}`]; v <= 0 {
+		t.Errorf("caa_agent_bytes_total from_vm after StartVM: %v, want > 0", v)
+	}
 	mustOK(t, "StopVM", d.StopVM(id))
 	m = scrape(t, port)
 	expectSamples(t, m, "after the pod was deleted", map[string]float64{

@@ -226,7 +226,7 @@ func scUserdataDocument(t *T) {
 			opensslHandshakes(t, vm, apf, tlsDir)
 		}
 		// The daemon logs which initdata and its digest, never the contents.
-		if !logHas(d, "sandbox "+c.id+": initdata from") || !logHas(d, c.digest) {
+		if !logHas(d, "initdata chosen sandbox="+c.id+" ") || !logHas(d, "digest="+c.digest) {
 			t.Errorf("%s: daemon log lacks the initdata digest %s", vm, c.digest)
 		}
 	}
