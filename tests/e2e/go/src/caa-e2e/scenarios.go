@@ -46,6 +46,19 @@ func scenarios() []scenario {
 		{"stopvm_concurrent", scStopVMConcurrent},
 		{"start_idempotent", scStartIdempotent},
 		{"create_duplicate", scCreateDuplicate},
+		{"log_lines", scLogLines},
+		// Kubernetes integration against the fake API server (kube.go, fakekube.go).
+		{"kube_node_capacity", scKubeNodeCapacity},
+		{"kube_limit_negative", scKubeLimitNegative},
+		{"kube_rolling_update", scKubeRollingUpdate},
+		{"kube_api_down_at_start", scKubeAPIDownAtStart},
+		{"kube_shutdown_api_hangs", scKubeShutdownHangs},
+		{"kube_token_rotation", scKubeTokenRotation},
+		{"kube_pull_secrets", scKubePullSecrets},
+		{"kube_startup_probe", scKubeStartupProbe},
+		{"kube_startup_probe_restart", scKubeStartupRestart},
+		{"kube_not_configured", scKubeNotConfigured},
+		{"kube_ipv6_service_host", scKubeIPv6},
 	}
 }
 

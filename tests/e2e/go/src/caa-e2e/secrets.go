@@ -3,7 +3,8 @@ package main
 // Secrets never reach a log (DECISIONS 13). Every scenario of a run contributes: the runner
 // keeps each daemon log (collectEvidence, after the scenario), and the scenarios and fakes note
 // every secret they hand the daemon or see it make (client secret, access tokens, client
-// assertions, TLS keys, initdata bodies, policy text). The last scenario of a suite
+// assertions, TLS keys, initdata bodies, policy text, Kubernetes bearer tokens, registry
+// credentials of image pull secrets). The last scenario of a suite
 // (secrets_never_logged, node_secrets_never_logged) searches all the logs for all of them.
 
 import (
@@ -116,6 +117,6 @@ func scSecrets(t *T, kinds []string) {
 func secretsScenario() []scenario {
 	return []scenario{{"secrets_never_logged", func(t *T) {
 		scSecrets(t, []string{"the Azure client secret", "an access token", "the daemon's TLS client key",
-			"a pod VM's TLS server key", "an initdata body"})
+			"a pod VM's TLS server key", "an initdata body", "a Kubernetes bearer token", "a registry credential"})
 	}}}
 }
