@@ -58,6 +58,7 @@ static void check_done(struct gc_check *c)
 static void gc_deleted(void *arg, const struct provider_error *err)
 {
     struct gc_check *c = arg;
+    char e[600];
     if (c->gc->d->shutting_down)
         return;
     if (err)
@@ -65,9 +66,10 @@ static void gc_deleted(void *arg, const struct provider_error *err)
     else
         c->gc->d->metrics.gc_deleted++;
     if (err)
-        log_warn("gc", "deleting orphan instance %s failed: %s; the next pass retries", c->inst.name, err->msg);
+        log_warn("gc", "deleting an orphan pod VM failed; the next pass retries vm=%s sandbox=%s error=%s",
+                 c->inst.name, c->inst.sandbox_id, log_value(e, sizeof(e), err->msg));
     else
-        log_info("gc", "deleted orphan instance %s (sandbox %s)", c->inst.name, c->inst.sandbox_id);
+        log_info("gc", "deleted orphan instance %s vm=%s sandbox=%s", c->inst.name, c->inst.name, c->inst.sandbox_id);
     check_done(c);
 }
 

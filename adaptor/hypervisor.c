@@ -406,7 +406,8 @@ static void start_net_done(void *arg, int rc, bool gone, uint64_t us, const char
     if (rc) {
         char msg[sizeof(op->perr.msg)];
         snprintf(msg, sizeof(msg), "setting up the pod network tunnel: %s", err);
-        log_error("adaptor", "StartVM: sandbox %s: %s", sb->id, msg);
+        char e[600];
+        log_error("adaptor", "StartVM failed sandbox=%s error=%s", sb->id, log_value(e, sizeof(e), msg));
         start_fail(op, TTRPC_UNKNOWN, msg);
         return;
     }
@@ -612,8 +613,9 @@ static void start_rollback_deleted(void *arg, const struct provider_error *err)
         return;
     if (err) {
         /* The record keeps the instance: StopVM or the next start-up deletes it. */
-        log_error("adaptor", "sandbox %s: deleting instance %s after a failed start: %s", sb->id, sb->inst.name,
-                  err->msg);
+        char e[600];
+        log_error("adaptor", "deleting the pod VM after a failed start failed sandbox=%s vm=%s error=%s", sb->id,
+                  sb->inst.name, log_value(e, sizeof(e), err->msg));
     } else {
         memset(&sb->inst, 0, sizeof(sb->inst));
     }
@@ -649,9 +651,11 @@ static void start_rollback(struct sandbox_op *op)
     op->rollback_wanted = false;
     op->vm_created = false; /* no second rollback from a late completion */
     proxy_drop(sb);
+    char e[600];
     if (op->failed)
-        log_error("adaptor", "StartVM: sandbox %s: creating instance %s failed: %s", sb->id, sb->inst.name,
-                  op->perr.msg);
+        log_error("adaptor", "StartVM: creating the pod VM failed sandbox=%s vm=%s duration_ms=%llu error=%s", sb->id,
+                  sb->inst.name, (unsigned long long)(uv_now(op->d->loop) - op->t0),
+                  log_value(e, sizeof(e), op->perr.msg));
     else
         log_warn("adaptor", "StartVM %s: deleting the pod VM sandbox=%s vm=%s",
                  op->cancel_code == TTRPC_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled", sb->id, sb->inst.name);
@@ -829,8 +833,9 @@ static void rollback_deleted(void *arg, const struct provider_error *err)
     if (op->d->shutting_down)
         return;
     if (err) {
-        log_error("adaptor", "sandbox %s: rolling back instance %s: %s; StopVM will retry", sb->id, sb->inst.name,
-                  err->msg);
+        char e[600];
+        log_error("adaptor", "rolling back the pod VM failed; StopVM will retry sandbox=%s vm=%s error=%s", sb->id,
+                  sb->inst.name, log_value(e, sizeof(e), err->msg));
         op_done(op);
         return;
     }
@@ -885,9 +890,10 @@ static void op_run(struct sandbox_op *op)
 static void recovered_agent(void *arg, int code, const char *msg)
 {
     struct sandbox *sb = arg;
+    char e[600];
     if (code)
-        log_warn("adaptor", "sandbox %s: the agent link of running instance %s is not back yet: %s; calls wait for it",
-                 sb->id, sb->inst.name, msg);
+        log_warn("adaptor", "the agent link of a running pod VM is not back yet; calls wait for it sandbox=%s vm=%s "
+                 "error=%s", sb->id, sb->inst.name, log_value(e, sizeof(e), msg));
 }
 
 static void recover_one(struct sandbox *sb, void *arg)
@@ -1143,17 +1149,19 @@ static void document_auth_done(void *arg, char *auth_json, size_t len, const cha
 {
     struct doc_job *j = arg;
     struct sandbox_op *op = j->op;
+    char pod[2 * POD_FIELD_MAX], e[1400];
     if (op->d->shutting_down) {
         userdata_text_free(auth_json);
         doc_job_free(j);
         return;
     }
     if (err)
-        log_warn("adaptor", "sandbox %s: error reading image pull secrets: %s; the pod VM gets no registry "
-                            "credentials (auth.json)", op->sb->id, err);
+        log_warn("adaptor", "error reading image pull secrets; the pod VM gets no registry credentials (auth.json) "
+                 "sandbox=%s pod=%s error=%s", op->sb->id, pod_field(op->sb, pod, sizeof(pod)),
+                 log_value(e, sizeof(e), err));
     else if (auth_json)
-        log_info("adaptor", "sandbox %s: registry credentials from the image pull secrets of pod %s/%s", op->sb->id,
-                 op->sb->pod.pod_namespace, op->sb->pod.pod_name);
+        log_info("adaptor", "registry credentials from the image pull secrets sandbox=%s pod=%s", op->sb->id,
+                 pod_field(op->sb, pod, sizeof(pod)));
     j->auth_json = auth_json;
     j->auth_json_len = len;
     document_build_queue(j);

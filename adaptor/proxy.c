@@ -1140,8 +1140,9 @@ static void up_lost(void *arg, const char *why)
         retry_later(px);
         return;
     }
-    log_warn(LOG, "sandbox %s: the agent link to %s (%s) was lost: %s; reconnecting", px->sandbox_id, px->vm_name,
-             px->addr_text, why);
+    char e[600];
+    log_warn(LOG, "the agent link was lost; reconnecting sandbox=%s vm=%s addr=%s error=%s", px->sandbox_id,
+             px->vm_name, px->addr_text, log_value(e, sizeof(e), why));
     snprintf(px->last_error, sizeof(px->last_error), "%s", why);
     up_drop(px);
     fail_in_flight(px, why);
@@ -1198,8 +1199,8 @@ static void link_proven(struct proxy *px)
     px->probe_id = 0;
     px->up_connected = true;
     px->backoff_ms = BACKOFF_MIN_MS;
-    log_info(LOG, "sandbox %s: agent link to %s at %s is up (%s)%s", px->sandbox_id, px->vm_name, px->addr_text,
-             px->ctx ? "mutual TLS" : "plain TCP", px->ever_up ? " again" : "");
+    log_info(LOG, "agent link %s sandbox=%s vm=%s addr=%s transport=%s", px->ever_up ? "up again" : "up",
+             px->sandbox_id, px->vm_name, px->addr_text, px->ctx ? "mtls" : "tcp");
     px->ever_up = true;
     queue_flush(px);
     ready_report(px, 0, NULL);
