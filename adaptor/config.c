@@ -317,7 +317,7 @@ int config_register_common(struct config_registry *r, struct config *c)
     ADD("tunnel-type", "TUNNEL_TYPE", CONFIG_STRING, "vxlan", "tunnel provider", &c->tunnel_type);
     ADD("vxlan-port", "VXLAN_PORT", CONFIG_INT, "4789", "vxlan port number", &c->vxlan_port);
     ADD("vxlan-min-id", NULL, CONFIG_INT, "555000", "minimum VXLAN ID", &c->vxlan_min_id);
-    ADD("host-interface", NULL, CONFIG_STRING, "", "host interface for the tunnel (default: primary)",
+    ADD("host-interface", NULL, CONFIG_STRING, "", "host interface for the tunnel (empty: the default route's device)",
         &c->host_interface);
     ADD("initdata", "INITDATA", CONFIG_STRING, "", "default initdata for all pods (base64)", &c->initdata);
     ADD("cloud-config-verify", "CLOUD_CONFIG_VERIFY", CONFIG_BOOL, "false",

@@ -377,6 +377,15 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help")) {
         usage(stdout);
+        /* The settings every provider shares, as README's configuration reference lists them. */
+        struct config_registry reg = {0};
+        struct config cfg = {0};
+        if (config_register_common(&reg, &cfg) == 0) {
+            printf("\nFlags of every provider:\n");
+            config_registry_usage(&reg, stdout);
+            config_env_usage(stdout);
+        }
+        config_registry_free(&reg);
         return 0;
     }
     if (!strcmp(cmd, "version")) {

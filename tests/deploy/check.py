@@ -11,7 +11,10 @@
 - the RBAC is the least the daemon needs, the RuntimeClass is kata-remote's;
 - config/entrypoint.sh refuses missing settings and unknown providers, and execs the daemon
   with the provider (a stand-in binary records its arguments);
-- the Dockerfile's runtime packages provide every library the binary links (readelf + dpkg -S).
+- the Dockerfile's runtime packages provide every library the binary links (readelf + dpkg -S);
+- README's configuration reference (the Configuration, Azure and libvirt tables) lists exactly
+  the settings `cloud-api-adaptor help` and `<provider> -help` print, with their env vars and
+  defaults, so the documentation cannot drift from the code.
 
 Prints "ok"/"FAIL" lines and ends with "deploy: N passed, N failed".
 Usage: tests/deploy/check.py [daemon binary]   (default build/cloud-api-adaptor)
@@ -61,6 +64,87 @@ def help_of(daemon, provider):
     env_only = dict(re.findall(r"^  ([A-Z][A-Z0-9_]+)\n\s+[^\n]*?(?:\(default ([^)]*)\))?$", text, re.M))
     envs |= set(env_only)
     return envs, defaults, env_only
+
+
+def help_settings(args):
+    """{flag: (env, default)} and {env-only name: default} from a help text."""
+    text = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
+    flags = {}
+    for m in re.finditer(r"^  -([a-z0-9-]+)(?: [a-z]+)?\n\s+(.*)$", text, re.M):
+        env = re.search(r"\[env ([A-Z0-9_]+)\]", m.group(2))
+        d = re.search(r"\(default ([^)]*)\)", m.group(2))
+        flags["-" + m.group(1)] = (env.group(1) if env else None, d.group(1) if d else None)
+    env_only = {}
+    tail = text.split("Environment only:\n", 1)
+    if len(tail) == 2:
+        for m in re.finditer(r"^  ([A-Z][A-Z0-9_]+)\n\s+[^\n]*?(?:\(default ([^)]*)\))?$", tail[1], re.M):
+            env_only[m.group(1)] = m.group(2)
+    return flags, env_only
+
+
+def readme_rows(text, heading):
+    """(flags, envs, default cell) of every row of the Flag|Env|Default tables under heading."""
+    start = text.index("\n## " + heading)
+    end = text.find("\n## ", start + 1)
+    rows, in_table = [], False
+    for line in text[start:end if end > 0 else None].splitlines():
+        if line.startswith("| Flag | Env | Default |"):
+            in_table = True
+            continue
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        if in_table and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows.append((re.findall(r"`(-[a-z0-9-]+)`", cells[0]), re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[1]),
+                         cells[2]))
+    return rows
+
+
+# Read by the systemd notify protocol itself, not a setting of ours.
+NOT_IN_HELP = {"NOTIFY_SOCKET"}
+
+
+def config_reference(daemon):
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    common, env_only = help_settings([daemon, "help"])
+    check("help lists the common flags and the environment-only settings", len(common) > 20 and env_only,
+          "%d flags, %d env-only" % (len(common), len(env_only)))
+    sections = [("Configuration", common, env_only)]
+    for provider, heading in (("azure", "Azure provider"), ("libvirt", "libvirt local dev mode")):
+        flags, _ = help_settings([daemon, provider, "-help"])
+        sections.append((heading, {k: v for k, v in flags.items() if k not in common}, {}))
+    for heading, flags, envs in sections:
+        rows = readme_rows(readme, heading)
+        documented = {}
+        for fl, ev, default in rows:
+            if not fl:
+                for e in ev:
+                    documented[e] = (None, default)
+            for i, f in enumerate(fl):
+                documented[f] = (ev[i] if len(fl) == len(ev) else (ev[0] if len(ev) == 1 else None), default,
+                                 len(fl) == 1)
+        missing = sorted(set(flags) - set(documented)) + sorted(set(envs) - set(documented))
+        check("README %s: every setting the binary lists is documented" % heading, not missing, str(missing))
+        stale = sorted(k for k in documented if k not in flags and k not in envs and k not in NOT_IN_HELP)
+        check("README %s: every documented setting exists in the binary" % heading, not stale, str(stale))
+        wrong = []
+        for f, (env, default) in flags.items():
+            if f not in documented:
+                continue
+            denv, cell, single = documented[f]
+            if denv != env:
+                wrong.append("%s: env %s, README %s" % (f, env, denv))
+            plain = cell.replace("`", "")
+            if single and default is not None and default not in plain:
+                wrong.append("%s: default %s, README %s" % (f, default, cell))
+            if single and default is None and plain not in ('""', "false", "—", ""):
+                wrong.append("%s: no default, README %s" % (f, cell))
+        for e, default in envs.items():
+            if e in documented and default and default not in documented[e][1].replace("`", ""):
+                wrong.append("%s: default %s, README %s" % (e, default, documented[e][1]))
+        check("README %s: env vars and defaults match the binary" % heading, not wrong, "; ".join(wrong))
 
 
 def daemonset_contract(ds, overlay, daemon):
@@ -186,6 +270,7 @@ def main():
                                       for b in binds))
     entrypoint_checks()
     dockerfile_checks(daemon)
+    config_reference(daemon)
     print("deploy: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
