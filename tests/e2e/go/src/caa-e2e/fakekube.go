@@ -476,7 +476,18 @@ func (f *FakeKube) handle(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, req)
 	f.mu.Unlock()
+	if req.Call != "" {
+		kubeCallsMu.Lock()
+		kubeCallsSeen[req.Call] = true
+		kubeCallsMu.Unlock()
+	}
 }
+
+// Every kind of API call any daemon of the run made, for kube_rbac_covers_calls.
+var (
+	kubeCallsMu   sync.Mutex
+	kubeCallsSeen = map[string]bool{}
+)
 
 type statusRecorder struct {
 	http.ResponseWriter
