@@ -16,6 +16,7 @@
 
 #include "../adaptor/annotations.h"
 #include "../adaptor/config.h"
+#include "../adaptor/metrics.h"
 #include "../adaptor/ttrpc.h"
 
 #define PROVIDER_ID_MAX 512
@@ -86,9 +87,9 @@ struct provider_ops {
     /* Optional: the most bytes of base64 user-data the cloud accepts (Azure: 65536); NULL
      * or 0 = no limit. Checked at CreateVM so the pod fails early with a clear reason. */
     size_t (*userdata_limit)(const struct provider *p);
-    /* Optional: the cloud API requests so far, by the class of their final answer
-     * (enum metrics_class order: 2xx, 3xx, 4xx, 5xx, none) and the retries sent. */
-    void (*api_counts)(const struct provider *p, uint64_t calls[5], uint64_t *retries);
+    /* Optional: the cloud API requests so far, by the class of their final answer, and
+     * the retries sent. */
+    void (*api_counts)(const struct provider *p, uint64_t calls[METRICS_CLASSES], uint64_t *retries);
 };
 
 /* The providers compiled into this binary, NULL-terminated. */

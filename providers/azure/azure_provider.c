@@ -55,7 +55,7 @@ struct provider {
     struct az_list *lists;
     uint32_t seed;
     uint64_t throttled_until; /* ARM said 429 with Retry-After: every ARM call queues until then */
-    uint64_t api_calls[5];    /* ARM calls by the class of their final answer: 2xx..5xx, none */
+    uint64_t api_calls[METRICS_CLASSES]; /* ARM calls by the class of their final answer */
     uint64_t api_retries;
 };
 
@@ -146,7 +146,7 @@ static void call_reply(void *arg, const struct http_response *r, unsigned retrie
 {
     struct arm_call *c = arg;
     c->q = NULL;
-    c->p->api_calls[r->status >= 200 && r->status < 600 ? r->status / 100 - 2 : 4]++;
+    c->p->api_calls[r->status >= 200 && r->status < 600 ? r->status / 100 - 2 : METRICS_NO_ANSWER]++;
     c->p->api_retries += retries;
     if (r->status == 401 && !c->retried_401) { /* expired or revoked: one more try with a new token */
         c->retried_401 = true;
@@ -1462,7 +1462,7 @@ static size_t az_userdata_limit(const struct provider *p)
     return AZ_USERDATA_B64_MAX;
 }
 
-static void az_api_counts(const struct provider *p, uint64_t calls[5], uint64_t *retries)
+static void az_api_counts(const struct provider *p, uint64_t calls[METRICS_CLASSES], uint64_t *retries)
 {
     memcpy(calls, p->api_calls, sizeof(p->api_calls));
     *retries = p->api_retries;
