@@ -193,6 +193,7 @@ static void dispatch(struct probe_conn *c, const struct httpreq *r)
 {
     struct daemon *d = c->pr->d;
     int head = r->method_len == 4 && !memcmp(r->method, "HEAD", 4);
+    const char *why;
     if (!head && !(r->method_len == 3 && !memcmp(r->method, "GET", 3))) {
         static const char m[] = "only GET and HEAD\n";
         respond(c, 405, "Method Not Allowed", "text/plain", m, sizeof(m) - 1, 0);
@@ -208,7 +209,12 @@ static void dispatch(struct probe_conn *c, const struct httpreq *r)
             respond(c, 503, "Service Unavailable", "text/plain", "shutting down\n", 14, head);
         else if (path_is(r, "/startup"))
             startup(c);
-        else
+        else if (d->pops->unreachable && d->prov && (why = d->pops->unreachable(d->prov))) {
+            char body[400];
+            int n = snprintf(body, sizeof(body), "cloud API unreachable: %s\n", why);
+            respond(c, 503, "Service Unavailable", "text/plain", body,
+                    n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, head);
+        } else
             respond(c, 200, "OK", "text/plain", "ok\n", 3, head);
     } else if (path_is(r, "/metrics")) {
         size_t len;

@@ -90,6 +90,9 @@ struct provider_ops {
     /* Optional: the cloud API requests so far, by the class of their final answer, and
      * the retries sent. */
     void (*api_counts)(const struct provider *p, uint64_t calls[METRICS_CLASSES], uint64_t *retries);
+    /* Optional, for /readyz: NULL while the cloud API answers, else why it does not (the
+     * last request got no answer at all; borrowed until the next provider call). */
+    const char *(*unreachable)(const struct provider *p);
 };
 
 /* The providers compiled into this binary, NULL-terminated. */

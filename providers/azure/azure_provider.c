@@ -56,6 +56,7 @@ struct provider {
     uint32_t seed;
     uint64_t throttled_until; /* ARM said 429 with Retry-After: every ARM call queues until then */
     uint64_t api_calls[METRICS_CLASSES]; /* ARM calls by the class of their final answer */
+    char unreachable[256];               /* why the last ARM call got no answer; "" after an answer */
     uint64_t api_retries;
 };
 
@@ -148,6 +149,11 @@ static void call_reply(void *arg, const struct http_response *r, unsigned retrie
     c->q = NULL;
     c->p->api_calls[r->status >= 200 && r->status < 600 ? r->status / 100 - 2 : METRICS_NO_ANSWER]++;
     c->p->api_retries += retries;
+    if (r->status)
+        c->p->unreachable[0] = '\0';
+    else
+        snprintf(c->p->unreachable, sizeof(c->p->unreachable), "Azure Resource Manager %.120s: %s", c->p->base,
+                 r->timed_out ? "timed out" : r->error ? r->error : "no answer");
     if (r->status == 401 && !c->retried_401) { /* expired or revoked: one more try with a new token */
         c->retried_401 = true;
         az_auth_invalidate(c->p->auth);
@@ -1468,6 +1474,11 @@ static void az_api_counts(const struct provider *p, uint64_t calls[METRICS_CLASS
     *retries = p->api_retries;
 }
 
+static const char *az_unreachable(const struct provider *p)
+{
+    return p->unreachable[0] ? p->unreachable : NULL;
+}
+
 const struct provider_ops azure_provider_ops = {
     .name = "azure",
     .options_new = az_options_new,
@@ -1480,4 +1491,5 @@ const struct provider_ops azure_provider_ops = {
     .shutdown = az_shutdown,
     .userdata_limit = az_userdata_limit,
     .api_counts = az_api_counts,
+    .unreachable = az_unreachable,
 };

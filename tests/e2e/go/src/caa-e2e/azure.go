@@ -115,6 +115,7 @@ func azureScenarios() []scenario {
 		{"azure_address_before_create_completes", scAzureEarlyAddress},
 		{"azure_throttle_storm", scAzureStorm},
 		{"azure_faults_every_call", scAzureFaults},
+		{"azure_readiness", scAzureReadiness},
 		{"azure_create_fails_after_resources", scAzureCreateFails},
 		{"azure_arm_rejects_put", scAzurePutRejected},
 		{"azure_delete_404", scAzureDelete404},
@@ -809,5 +810,51 @@ func runProbe(sock string) int {
 			return 1
 		}
 		lat = append(lat, int64(time.Since(began)))
+	}
+}
+
+// /readyz follows the cloud: 503 naming ARM while its requests get no answer at all (here:
+// every connection reset), 200 again once one is answered (the background delete retry).
+func scAzureReadiness(t *T) {
+	arm, dirs := azureEnv(t, "127.0.0.1")
+	defer arm.Close()
+	port := freePort(t)
+	t.env = append(t.env, fmt.Sprintf("PROBE_PORT=%d", port))
+	d := t.StartDaemonDirs(dirs)
+	ready := func() (int, string) {
+		code, body, err := probeGet(port, "GET", "/readyz")
+		if err != nil {
+			t.Fatalf("GET /readyz: %v", err)
+		}
+		return code, body
+	}
+	if code, body := ready(); code != 200 {
+		t.Fatalf("/readyz before any fault: %d %q", code, body)
+	}
+	var faults []*Fault
+	for _, c := range []string{"vm_put", "op", "nic_get", "vm_get", "vm_delete", "nic_delete", "pip_delete",
+		"disk_delete"} {
+		faults = append(faults, arm.AddFault(c, 0, "", true, 1000))
+	}
+	id := newSandboxID()
+	d.MustCreate(id, "unready", "default")
+	if err := d.StartVM(id, optsStart); err == nil {
+		t.Errorf("StartVM succeeded while every ARM connection was reset")
+	}
+	if code, body := ready(); code != 503 || !strings.Contains(body, "cloud API unreachable: Azure Resource Manager") {
+		t.Errorf("/readyz with ARM unreachable: %d %q, want 503 naming Azure Resource Manager", code, body)
+	}
+	if code, _, _ := probeGet(port, "GET", "/healthz"); code != 200 {
+		t.Errorf("/healthz with ARM unreachable: %d, want 200 (the daemon itself is alive)", code)
+	}
+	arm.mu.Lock()
+	for _, f := range faults {
+		f.Times = f.Fired
+	}
+	arm.mu.Unlock()
+	mustOK(t, "StopVM", d.StopVM(id))
+	if !waitFor(30*time.Second, func() bool { c, _ := ready(); return c == 200 }) {
+		code, body := ready()
+		t.Errorf("/readyz 30 s after ARM answers again: %d %q", code, body)
 	}
 }
