@@ -182,7 +182,8 @@ static void secret_free(char *s)
     }
 }
 
-static void kreq_send(struct kreq *q);
+static int kreq_send(struct kreq *q);
+static void kreq_abort(struct kreq *q);
 
 static void token_work_run(uv_work_t *w)
 {
@@ -206,11 +207,15 @@ static void token_work_done(uv_work_t *w, int status)
     if (k->closed)
         return;
     /* Requests refused with 401 go again, once, with whatever token we now hold. */
-    for (struct kreq *q = k->reqs; q; q = q->next)
+    struct kreq *q, *next;
+    for (q = k->reqs; q; q = next) {
+        next = q->next; /* an abort frees q */
         if (q->parked) {
             q->parked = false;
-            kreq_send(q);
+            if (kreq_send(q))
+                kreq_abort(q);
         }
+    }
 }
 
 static void token_reload(struct kube *k)
@@ -279,16 +284,15 @@ static void kreq_reply(void *arg, const struct http_response *resp)
     q->cb(q, resp);
 }
 
-static void kreq_send(struct kreq *q)
+/* Sends q with the current token; -1 when out of memory (q is untouched). */
+static int kreq_send(struct kreq *q)
 {
     struct kube *k = q->k;
     size_t tl = strlen(k->token) + sizeof("Authorization: Bearer ");
     char *auth = malloc(tl);
     char ua[256], ct[96];
-    if (!auth) {
-        kreq_abort(q);
-        return;
-    }
+    if (!auth)
+        return -1;
     snprintf(auth, tl, "Authorization: Bearer %s", k->token);
     snprintf(ua, sizeof(ua), "User-Agent: %s", k->user_agent);
     snprintf(ct, sizeof(ct), "Content-Type: %s", q->ctype ? q->ctype : "application/json");
@@ -303,8 +307,7 @@ static void kreq_send(struct kreq *q)
     };
     q->call = http_start(k->http, &req, kreq_reply, q);
     secret_free(auth);
-    if (!q->call)
-        kreq_abort(q);
+    return q->call ? 0 : -1;
 }
 
 /* Starts a request; body (may be NULL) is taken over. NULL when closed or out of memory
@@ -332,7 +335,10 @@ static struct kreq *kreq_start(struct kube *k, const char *method, const char *p
     if (k->reqs)
         k->reqs->prev = q;
     k->reqs = q;
-    kreq_send(q);
+    if (kreq_send(q)) {
+        kreq_free(q); /* no callback: the caller learns it from NULL */
+        return NULL;
+    }
     return q;
 }
 
@@ -371,8 +377,8 @@ static void adv_report(struct kube *k, bool done)
 static void adv_wait_expired(uv_timer_t *t)
 {
     struct kube *k = t->data;
-    log_warn("kube", "node %s: the capacity %s is not advertised yet; serving meanwhile, it is retried in the "
-                     "background", k->node, KUBEJSON_CAPACITY_NAME);
+    log_warn("kube", "the node capacity is not advertised yet; serving meanwhile, it is retried in the background "
+                     "node=%s capacity=%s", k->node, KUBEJSON_CAPACITY_NAME);
     adv_report(k, false);
 }
 
@@ -394,11 +400,12 @@ static void adv_reply(struct kreq *q, const struct http_response *resp)
         if (k->adv_backoff_ms > KUBE_RETRY_MAX_MS)
             k->adv_backoff_ms = KUBE_RETRY_MAX_MS;
         bool denied = resp && (resp->status == 401 || resp->status == 403);
-        log_warn("kube", "node %s: %s failed: %s; retrying in %llu s%s", k->node,
+        char e[450];
+        log_warn("kube", "%s failed%s node=%s retry_in_s=%llu error=%s",
                  k->adv_step == 0 ? "setting the owner annotation " KUBEJSON_OWNER_ANNOTATION
                                   : "advertising the capacity " KUBEJSON_CAPACITY_NAME,
-                 why, (unsigned long long)(k->adv_backoff_ms / 1000),
-                 denied ? " (the service account needs patch on nodes and nodes/status: config/base/rbac.yaml)" : "");
+                 denied ? " (the service account needs patch on nodes and nodes/status: config/base/rbac.yaml)" : "",
+                 k->node, (unsigned long long)(k->adv_backoff_ms / 1000), log_value(e, sizeof(e), why));
         uv_timer_start(&k->adv_retry, adv_retry_fire, k->adv_backoff_ms, 0);
         return;
     }
@@ -418,8 +425,8 @@ static void adv_step(struct kube *k)
     if (k->adv_step == 0 && !*k->uid)
         k->adv_step = 1;
     if (k->adv_step == 2) {
-        log_info("kube", "node %s: capacity %s=%lld advertised%s%s", k->node, KUBEJSON_CAPACITY_NAME, k->limit,
-                 *k->uid ? ", owner " : "", k->uid);
+        log_info("kube", "node capacity advertised node=%s capacity=%s value=%lld owner=%s", k->node,
+                 KUBEJSON_CAPACITY_NAME, k->limit, *k->uid ? k->uid : "\"\"");
         adv_report(k, true);
         return;
     }
@@ -472,8 +479,8 @@ static void kube_close(struct kube *k)
 static void release_expired(uv_timer_t *t)
 {
     struct kube *k = t->data;
-    log_warn("kube", "node %s: removing the capacity %s did not finish within %u s; leaving it", k->node,
-             KUBEJSON_CAPACITY_NAME, KUBE_RELEASE_MS / 1000);
+    log_warn("kube", "removing the node capacity did not finish in time; leaving it node=%s capacity=%s "
+             "timeout_s=%u", k->node, KUBEJSON_CAPACITY_NAME, KUBE_RELEASE_MS / 1000);
     kube_close(k);
 }
 
@@ -482,10 +489,12 @@ static void release_removed(struct kreq *q, const struct http_response *resp)
     struct kube *k = q->k;
     char why[400];
     if (ok_reply(resp)) {
-        log_info("kube", "node %s: capacity %s removed", k->node, KUBEJSON_CAPACITY_NAME);
+        log_info("kube", "node capacity removed node=%s capacity=%s", k->node, KUBEJSON_CAPACITY_NAME);
     } else {
         describe(resp, why, sizeof(why));
-        log_warn("kube", "node %s: removing the capacity %s failed: %s", k->node, KUBEJSON_CAPACITY_NAME, why);
+        char e[450];
+        log_warn("kube", "removing the node capacity failed node=%s capacity=%s error=%s", k->node,
+                 KUBEJSON_CAPACITY_NAME, log_value(e, sizeof(e), why));
     }
     kreq_free(q);
     k->release_q = NULL;
@@ -499,8 +508,9 @@ static void release_node_read(struct kreq *q, const struct http_response *resp)
     k->release_q = NULL;
     if (!ok_reply(resp)) {
         describe(resp, why, sizeof(why));
-        log_warn("kube", "node %s: reading the node at shutdown failed: %s; its capacity %s is left as it is",
-                 k->node, why, KUBEJSON_CAPACITY_NAME);
+        char e[450];
+        log_warn("kube", "reading the node at shutdown failed; its capacity is left as it is node=%s capacity=%s "
+                 "error=%s", k->node, KUBEJSON_CAPACITY_NAME, log_value(e, sizeof(e), why));
         kreq_free(q);
         kube_close(k);
         return;
@@ -508,8 +518,9 @@ static void release_node_read(struct kreq *q, const struct http_response *resp)
     int has = kubejson_node_owner(resp->body, resp->body_len, owner, sizeof(owner));
     kreq_free(q);
     if (*k->uid && (has != 1 || strcmp(owner, k->uid))) {
-        log_info("kube", "node %s: owner is now %s, not this pod (%s): its capacity %s is left to it", k->node,
-                 has == 1 && *owner ? owner : "unset", k->uid, KUBEJSON_CAPACITY_NAME);
+        char o[300];
+        log_info("kube", "another pod owns the node now: its capacity is left to it node=%s owner=%s pod_uid=%s",
+                 k->node, log_value(o, sizeof(o), has == 1 ? owner : ""), k->uid);
         kube_close(k);
         return;
     }
@@ -648,10 +659,12 @@ static void pull_reply(struct kreq *q, const struct http_response *resp)
     size_t i = p->next++;
     const char *name = i < p->sa.n ? p->sa.v[i] : p->pod.v[i - p->sa.n];
     if (resp->status == 404) { /* as the kubelet: a missing pull secret is skipped */
-        log_debug("kube", "pod %s/%s: image pull secret %s does not exist; skipped", p->ns, p->name, name);
+        log_debug("kube", "image pull secret does not exist; skipped pod=%s/%s secret=%s", p->ns, p->name, name);
     } else if (!ok_reply(resp)) {
         describe(resp, desc, sizeof(desc));
-        log_warn("kube", "pod %s/%s: reading image pull secret %s failed: %s; skipped", p->ns, p->name, name, desc);
+        char e[450];
+        log_warn("kube", "reading an image pull secret failed; skipped pod=%s/%s secret=%s error=%s", p->ns, p->name,
+                 name, log_value(e, sizeof(e), desc));
     } else if (kubejson_auths_add_secret(&p->auths, resp->body, resp->body_len, desc, sizeof(desc))) {
         snprintf(why, sizeof(why), "image pull secret %s: %s", name, desc);
         kreq_free(q);
@@ -808,7 +821,7 @@ struct kube *kube_new(uv_loop_t *loop, const struct kube_config *cfg, char *err,
     k->token_timer.data = k->adv_wait.data = k->adv_retry.data = k->release_timer.data = k;
     uv_timer_start(&k->token_timer, token_tick, TOKEN_REFRESH_MS, TOKEN_REFRESH_MS);
     uv_unref((uv_handle_t *)&k->token_timer);
-    log_info("kube", "Kubernetes API %s, node %s%s%s", k->base, k->node, *k->uid ? ", this pod " : "", k->uid);
+    log_info("kube", "using the Kubernetes API api=%s node=%s pod_uid=%s", k->base, k->node, *k->uid ? k->uid : "\"\"");
     return k;
 fail:
     free(k->node);

@@ -46,7 +46,17 @@ func rbacRights(path string) (map[string]bool, error) {
 // scKubeRBAC: the ServiceAccount's rights in config/base cover every call the daemons of
 // this run made against the fake API server, and grant nothing the daemon never uses.
 func scKubeRBAC(t *T) {
-	path := filepath.Join(filepath.Dir(t.daemonB), "..", "..", "config", "base", "rbac.yaml")
+	// The repository holding the daemon under test (build/test/ or build/test/san/).
+	path := ""
+	for dir := filepath.Dir(t.daemonB); dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if p := filepath.Join(dir, "config", "base", "rbac.yaml"); exists(p) {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Fatalf("no config/base/rbac.yaml above %s", t.daemonB)
+	}
 	rights, err := rbacRights(path)
 	if err != nil {
 		t.Fatalf("%v", err)
