@@ -48,6 +48,11 @@ struct provider {
     pthread_mutex_t mu;
     virConnectPtr conn;
     unsigned opens;
+    /* Why the last connection attempt failed ("" once connected), for /readyz. Own lock:
+     * the loop thread must never wait behind a slow virConnectOpen holding mu. */
+    pthread_mutex_t reach_mu;
+    char unreach[256];
+    char unreach_seen[256]; /* loop thread only */
     atomic_bool upload_fallback_logged, nvram_fallback_logged;
     /* libvirt's event loop, for keepalive. */
     uv_thread_t evthread;
@@ -182,6 +187,9 @@ static virConnectPtr conn_get(struct provider *p, struct provider_error *e)
     }
     if (!p->conn && (p->conn = conn_open(p, e)) && p->opens++)
         log_info(LOG, "reconnected to %s", p->o->uri);
+    pthread_mutex_lock(&p->reach_mu);
+    snprintf(p->unreach, sizeof(p->unreach), "%.255s", p->conn ? "" : e->msg);
+    pthread_mutex_unlock(&p->reach_mu);
     virConnectPtr c = p->conn;
     if (c)
         virConnectRef(c);
@@ -192,6 +200,24 @@ static virConnectPtr conn_get(struct provider *p, struct provider_error *e)
 virConnectPtr libvirt_provider_conn(struct provider *p)
 {
     return p->conn;
+}
+
+void libvirt_provider_conn_drop(struct provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->conn)
+        virConnectClose(p->conn);
+    p->conn = NULL;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static const char *lv_unreachable(const struct provider *p)
+{
+    struct provider *mp = (struct provider *)p; /* the lock, and the loop thread's copy */
+    pthread_mutex_lock(&mp->reach_mu);
+    memcpy(mp->unreach_seen, mp->unreach, sizeof(mp->unreach_seen));
+    pthread_mutex_unlock(&mp->reach_mu);
+    return mp->unreach_seen[0] ? mp->unreach_seen : NULL;
 }
 
 void libvirt_provider_set_ifaddrs(struct provider *p, libvirt_ifaddrs_fn fn)
@@ -1080,6 +1106,7 @@ static int lv_init(uv_loop_t *loop, struct turn *turn, const struct config *cfg,
     p->ifaddrs = virDomainInterfaceAddresses;
     p->domain_start = virDomainCreate;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->reach_mu, NULL);
     if (cfg->node_name && *cfg->node_name)
         snprintf(p->node_name, sizeof(p->node_name), "%s", cfg->node_name);
     else if (gethostname(p->node_name, sizeof(p->node_name) - 1))
@@ -1133,6 +1160,7 @@ static void provider_free(struct provider *p)
         /* else the thread stays blocked in libvirt's loop; the process is ending anyway */
     }
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->reach_mu);
     cidata_library_finish();
     free(p);
 }
@@ -1160,4 +1188,5 @@ const struct provider_ops libvirt_provider_ops = {
     .destroy = lv_destroy,
     .list = lv_list,
     .shutdown = lv_shutdown,
+    .unreachable = lv_unreachable,
 };

@@ -35,4 +35,8 @@ void libvirt_provider_set_domain_start(struct provider *p, int (*fn)(virDomainPt
  * a fresh node). The caller must not close it. */
 virConnectPtr libvirt_provider_conn(struct provider *p);
 
+/* Tests only: closes the shared connection as a libvirtd restart would; the next call
+ * reconnects. */
+void libvirt_provider_conn_drop(struct provider *p);
+
 #endif

@@ -495,6 +495,30 @@ static void test_deadline_and_cancel(void **state)
     env_close(&e);
 }
 
+/* /readyz's view: unreachable while libvirt cannot be connected to, reachable once it can. */
+static void test_unreachable(void **state)
+{
+    (void)state;
+    struct env e;
+    assert_int_equal(env_open(&e, NULL, 0), 0);
+    assert_null(libvirt_provider_ops.unreachable(e.p));
+    char good[PATH_MAX];
+    snprintf(good, sizeof(good), "%s", e.uri);
+    libvirt_provider_conn_drop(e.p); /* libvirtd went away ... */
+    snprintf(e.uri, sizeof(e.uri), "test:///nonexistent/node.xml"); /* ... and does not come back */
+    struct del_result d = {0};
+    libvirt_provider_ops.destroy(e.p, "podvm-x-00000000", "", on_deleted, &d);
+    run_until(&e, &d.done);
+    assert_true(d.failed);
+    const char *why = libvirt_provider_ops.unreachable(e.p);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "LIBVIRT_URI"));
+    snprintf(e.uri, sizeof(e.uri), "%s", good);
+    destroy(&e, "podvm-x-00000000", ""); /* absent: deleted; the connection is back */
+    assert_null(libvirt_provider_ops.unreachable(e.p));
+    env_close(&e);
+}
+
 static void test_shutdown_in_flight(void **state)
 {
     (void)state;
@@ -550,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_address_within_one_poll),
         cmocka_unit_test(test_deadline_and_cancel),
         cmocka_unit_test(test_shutdown_in_flight),
+        cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_bad_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
