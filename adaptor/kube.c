@@ -113,8 +113,8 @@ int kube_url(char *out, size_t cap, const char *host, const char *port, const ch
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-/* Builds an API path from a printf-like list of literal parts and names to escape: each
- * NULL-separated pair is (literal, name-or-NULL). */
+/* Builds an API path from parts[0..n): even entries are literal, odd ones are object names
+ * (escaped as one path segment; NULL adds nothing). */
 static int api_path(char *out, size_t cap, const char *const *parts, size_t n)
 {
     size_t len = 0;
