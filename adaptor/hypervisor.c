@@ -1030,6 +1030,7 @@ struct doc_job {
     int code;
     char err[512];
     struct vmdoc_result r;
+    struct turn_task inline_done; /* the completion of a build done on the loop thread */
 };
 
 static void doc_job_run(uv_work_t *w)
@@ -1136,8 +1137,29 @@ static void doc_job_done(uv_work_t *w, int status)
         create_saved(op, ENOMEM);
 }
 
+static void doc_job_inline_done(struct turn_task *t)
+{
+    struct doc_job *j = (struct doc_job *)((char *)t - offsetof(struct doc_job, inline_done));
+    doc_job_done(&j->w, 0);
+}
+
+/* Without a certificate to issue or initdata of the pod's own to decode, the document is a
+ * few kilobytes of text: cheaper to build here than the two thread hand-offs of a pool job.
+ * It still completes in a later turn, like a pool job. */
+static bool document_is_cheap(const struct sandbox_op *op)
+{
+    const struct daemon *d = op->d;
+    return !(d->tls && tlsca_issues_server_certs(d->tls)) && !(op->sb->pod.initdata && *op->sb->pod.initdata);
+}
+
 static void document_build_queue(struct doc_job *j)
 {
+    if (document_is_cheap(j->op)) {
+        doc_job_run(&j->w);
+        j->inline_done.fn = doc_job_inline_done;
+        turn_defer(&j->op->d->turn, &j->inline_done);
+        return;
+    }
     if (uv_queue_work(j->op->d->loop, &j->w, doc_job_run, doc_job_done)) {
         struct sandbox_op *op = j->op;
         doc_job_free(j);

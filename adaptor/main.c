@@ -305,6 +305,9 @@ static int daemon_run(struct daemon *d)
     }
     if (loaded)
         log_info("adaptor", "loaded %d sandbox records from %s", loaded, d->cfg.pods_dir);
+    if (d->store.memory_fs)
+        log_info("adaptor", "pods dir %s is in memory (tmpfs): sandbox records are written without syncs, on the "
+                            "event loop", d->cfg.pods_dir);
     if (network_start(d, err, sizeof(err))) {
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
         goto out_store;

@@ -7,7 +7,10 @@
  * the new record. Records of the phases that promise a cloud action (sandbox_phase_durable:
  * a VM about to be created, a deletion owed) are also synced, file and directory, before the
  * action, so a power loss cannot forget a billed VM; the others would only be rewritten or
- * rolled back from the last durable one. The JSON codec and the phase machine are pure. */
+ * rolled back from the last durable one. On a memory file system (tmpfs, as /run/peerpod on a
+ * node) nothing survives a power loss and no write waits for a device, so with a turn set
+ * records are written on the loop thread, unsynced, and complete in a later turn.
+ * The JSON codec and the phase machine are pure. */
 #ifndef ADAPTOR_SANDBOX_H
 #define ADAPTOR_SANDBOX_H
 
@@ -88,8 +91,9 @@ struct sandbox_store {
     struct sandbox **buckets;
     size_t nbuckets;
     size_t count;
-    size_t io_pending;
+    size_t io_pending; /* thread-pool writes not yet completed */
     struct turn *turn; /* optional: completions run under its budget (set by the daemon) */
+    bool memory_fs;    /* set by sandbox_store_load: the pods dir is on tmpfs or ramfs */
 };
 
 int sandbox_store_init(struct sandbox_store *st, uv_loop_t *loop, const char *dir);

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -760,6 +762,75 @@ static void test_store_load_symlink_not_followed(void **state)
         fail_msg("sandbox_store_load deleted %s through the symlink %s", file, link);
 }
 
+/* On tmpfs (as /run/peerpod on a node) with a turn, records are written on the loop thread:
+ * the file is there when save returns, no pool job is pending, and the callback still comes
+ * in a later turn, never from inside the call. */
+static void test_store_memory_fs(void **state)
+{
+    (void)state;
+    struct statfs fs;
+    if (statfs("/dev/shm", &fs) || fs.f_type != TMPFS_MAGIC)
+        skip(); /* no tmpfs to try it on */
+    char dir[64], pods[96];
+    snprintf(dir, sizeof(dir), "/dev/shm/test_sandbox.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(pods, sizeof(pods), "%s/pods", dir);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct turn turn;
+    turn_init(&turn, &loop, 0, NULL);
+    struct sandbox_store st;
+    assert_int_equal(sandbox_store_init(&st, &loop, pods), 0);
+    st.turn = &turn;
+    char err[256];
+    assert_int_equal(sandbox_store_load(&st, err, sizeof(err)), 0);
+    assert_true(st.memory_fs);
+
+    struct sandbox *sb = make_full("memfs-1", SANDBOX_STARTING); /* a durable phase */
+    sb->userdata = (uint8_t *)strdup("#cloud-config\n");
+    sb->userdata_len = strlen((char *)sb->userdata);
+    struct io_result r = {0, -1};
+    assert_int_equal(sandbox_store_save_userdata(&st, sb, io_cb, &r), 0);
+    assert_int_equal(r.calls, 0);
+    assert_int_equal(st.io_pending, 0);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/memfs-1/sandbox.json", pods);
+    assert_true(exists(path));
+    snprintf(path, sizeof(path), "%s/memfs-1/userdata", pods);
+    assert_string_equal(read_text(path), "#cloud-config\n");
+    for (int i = 0; i < 100 && !r.calls; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+
+    /* A failed write is reported the same way: a file where the sandbox dir should be. */
+    struct sandbox *bad = make_full("memfs-2", SANDBOX_RUNNING);
+    snprintf(path, sizeof(path), "%s/memfs-2", pods);
+    write_text(path, "not a directory");
+    assert_int_equal(sandbox_store_save(&st, bad, io_cb, &r), 0);
+    for (int i = 0; i < 100 && r.calls < 2; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(r.err, ENOTDIR);
+    unlink(path);
+    sandbox_free(bad);
+
+    assert_int_equal(sandbox_store_erase(&st, sb->id, io_cb, &r), 0);
+    snprintf(path, sizeof(path), "%s/memfs-1", pods);
+    assert_false(exists(path));
+    for (int i = 0; i < 100 && r.calls < 3; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(r.err, 0);
+
+    sandbox_free(sb);
+    sandbox_store_free(&st);
+    turn_close(&turn, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 #define S(fn) cmocka_unit_test_setup_teardown(fn, store_setup, store_teardown)
@@ -781,6 +852,7 @@ int main(void)
         S(test_store_load),
         S(test_store_load_creates_dir),
         S(test_store_load_symlink_not_followed),
+        cmocka_unit_test(test_store_memory_fs),
     };
 #undef S
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,7 @@ func run() (rc int) {
 	mirrorDown := flag.Bool("mirror-teardown", false, "with -mirror: delete what -mirror built instead")
 	echoSock := flag.String("ttrpc-echo", "", "serve Version on this socket with Go's containerd/ttrpc until killed (server benchmark)")
 	benchSrv := flag.Int("bench-server", 0, "run the server benchmark with this many Version calls per run (tests/bench/server.sh)")
+	benchLc := flag.Int("bench-lifecycle", 0, "run only the lifecycle part of the server benchmark (pods dir on tmpfs) this many times")
 	probe := flag.String("probe-version", "", "send Version to the daemon at this socket every 20 ms until stdin closes, then print the latencies")
 	flag.Parse()
 	if *probe != "" {
@@ -59,6 +60,9 @@ func run() (rc int) {
 	}
 	if *echoSock != "" {
 		return serveTTRPCEcho(*echoSock)
+	}
+	if *benchLc > 0 {
+		return runLifecycleBench(*daemon, *benchLc)
 	}
 	if *benchSrv > 0 {
 		return runServerBench(*daemon, *benchSrv)

@@ -39,6 +39,7 @@ func scenarios() []scenario {
 		{"crash_and_restart", scCrashRestart},
 		{"sigterm", scSigterm},
 		{"restart_keeps_sandbox", scRestartKeepsSandbox},
+		{"tmpfs_pods_dir", scTmpfsPodsDir},
 		{"concurrent_200", scConcurrent200},
 		{"sigterm_during_start", scSigtermDuringStart},
 		{"socket_not_ours", scSocketNotOurs},
@@ -903,6 +904,71 @@ func scRestartKeepsSandbox(t *T) {
 	}
 	if exists(filepath.Join(dirs.PodsDir, id)) {
 		t.Errorf("sandbox dir still present when StopVM returned")
+	}
+}
+
+// With the pods dir on tmpfs (as /run/peerpod on a node) records are written on the loop
+// thread: pods still start and stop in numbers, and after SIGKILL the restarted daemon finds
+// the running pod (and deletes its VM at StopVM) and starts the pod created before the kill.
+func scTmpfsPodsDir(t *T) {
+	shm, err := os.MkdirTemp("/dev/shm", "c") // short: agent socket paths must fit 108 bytes
+	if err != nil {
+		t.Fatalf("no /dev/shm: %v", err)
+	}
+	defer os.RemoveAll(shm)
+	dirs := t.defaultDirs()
+	dirs.PodsDir = filepath.Join(shm, "p")
+	d := t.StartDaemonDirs(dirs, "-peerpods-limit-per-node", "100")
+	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "is in memory (tmpfs)") {
+		t.Errorf("the daemon did not log that %s is on tmpfs", dirs.PodsDir)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := newSandboxID()
+			if _, err := d.CreateVM(id, fmt.Sprintf("shm-%02d", i), "default"); err != nil {
+				errs <- fmt.Errorf("CreateVM: %s", describeErr(err))
+				return
+			}
+			if err := d.StartVM(id, optsStart); err != nil {
+				errs <- fmt.Errorf("StartVM: %s", describeErr(err))
+				return
+			}
+			if err := d.StopVM(id); err != nil {
+				errs <- fmt.Errorf("StopVM: %s", describeErr(err))
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("40 concurrent pods on a tmpfs pods dir: %v", err)
+	}
+	if left := listTree(dirs.PodsDir); len(left) != 0 || len(listTree(dirs.FakeDir)) != 0 {
+		t.Errorf("after 40 pods: pods dir %q, fake cloud %q; want both empty", left, listTree(dirs.FakeDir))
+	}
+
+	running, created := newSandboxID(), newSandboxID()
+	inst := filepath.Join(dirs.FakeDir, instanceName("shm-running", running))
+	d.MustCreate(running, "shm-running", "default")
+	mustOK(t, "StartVM", d.StartVM(running, optsStart))
+	d.MustCreate(created, "shm-created", "default")
+	d.Kill()
+	d2 := t.StartDaemonDirs(dirs, "-peerpods-limit-per-node", "100")
+	if vmid, err := d2.GetInfo("shm-running", "default", false, optsPlain); err != nil || vmid == "" {
+		t.Errorf("GetInfo of the running pod after SIGKILL = %q, %s", vmid, describeErr(err))
+	}
+	mustOK(t, "StartVM of the pod created before SIGKILL", d2.StartVM(created, optsStart))
+	mustOK(t, "StopVM", d2.StopVM(created))
+	mustOK(t, "StopVM of the running pod", d2.StopVM(running))
+	if exists(inst) {
+		t.Errorf("instance %s still present when StopVM returned", filepath.Base(inst))
+	}
+	if left := listTree(dirs.PodsDir); len(left) != 0 || len(listTree(dirs.FakeDir)) != 0 {
+		t.Errorf("after StopVM: pods dir %q, fake cloud %q; want both empty", left, listTree(dirs.FakeDir))
 	}
 }
 
