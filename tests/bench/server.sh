@@ -4,6 +4,10 @@
 # instant fake provider, RSS idle and with 500 sandboxes. Runs in a network namespace of its
 # own (loopback only). Prints ratios; record them in BENCHMARKS.md.
 # Usage: tests/bench/server.sh [calls]   (root; DAEMON defaults to the test build)
+# Profiling knobs: CAA_BENCH_PHASES=1 (each call's percentiles, when P4's answers land),
+# CAA_BENCH_P1_ONLY=1 (or 8: eight connections only), CAA_BENCH_P4_ONLY=1; and
+# `caa-e2e -bench-lifecycle N` (CAA_BENCH_SLOW=1 lists lifecycles over 2 ms) for the tmpfs
+# lifecycle alone.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root" || exit 1
