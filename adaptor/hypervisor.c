@@ -928,14 +928,14 @@ void hypervisor_recover(struct daemon *d)
 
 /* ---- podvminfo waiters ---------------------------------------------------------------- */
 
+static bool not_stopping(const struct sandbox *sb)
+{
+    return sb->phase != SANDBOX_STOPPING;
+}
+
 static const struct sandbox *find_pod(const struct daemon *d, const char *ns, const char *name)
 {
-    for (size_t i = 0; i < d->store.nbuckets; i++)
-        for (const struct sandbox *sb = d->store.buckets[i]; sb; sb = sb->hnext)
-            if (sb->phase != SANDBOX_STOPPING && !strcmp(sb->pod.pod_name, name) &&
-                !strcmp(sb->pod.pod_namespace, ns))
-                return sb;
-    return NULL;
+    return sandbox_store_find_pod(&d->store, ns, name, not_stopping);
 }
 
 static void getinfo_reply(struct ttrpc_call *call, const char *vmid)

@@ -79,7 +79,6 @@ struct kube {
     void *adv_arg;
     /* shutdown */
     uv_timer_t release_timer;
-    struct kreq *release_q;
     bool stopping, closed;
 };
 
@@ -497,7 +496,6 @@ static void release_removed(struct kreq *q, const struct http_response *resp)
                  KUBEJSON_CAPACITY_NAME, log_value(e, sizeof(e), why));
     }
     kreq_free(q);
-    k->release_q = NULL;
     kube_close(k);
 }
 
@@ -505,7 +503,6 @@ static void release_node_read(struct kreq *q, const struct http_response *resp)
 {
     struct kube *k = q->k;
     char why[400], owner[KUBEJSON_NAME_MAX + 1] = "";
-    k->release_q = NULL;
     if (!ok_reply(resp)) {
         describe(resp, why, sizeof(why));
         char e[450];
@@ -532,9 +529,8 @@ static void release_node_read(struct kreq *q, const struct http_response *resp)
         kube_close(k);
         return;
     }
-    k->release_q = kreq_start(k, "PATCH", path, "application/json-patch+json", body,
-                              strlen(kubejson_capacity_remove_patch), release_removed, NULL);
-    if (!k->release_q)
+    if (!kreq_start(k, "PATCH", path, "application/json-patch+json", body, strlen(kubejson_capacity_remove_patch),
+                    release_removed, NULL))
         kube_close(k);
 }
 
@@ -561,8 +557,7 @@ void kube_stop(struct kube *k, bool release)
         return;
     }
     uv_timer_start(&k->release_timer, release_expired, KUBE_RELEASE_MS, 0);
-    k->release_q = kreq_start(k, "GET", path, NULL, NULL, 0, release_node_read, NULL);
-    if (!k->release_q)
+    if (!kreq_start(k, "GET", path, NULL, NULL, 0, release_node_read, NULL))
         kube_close(k);
 }
 
@@ -617,10 +612,25 @@ static void pull_next_secret(struct kube_pull *p)
         pull_finish(p, "out of memory");
 }
 
+/* Ends p with "reading <what>: <cause>": the failed reply's, or for a 2xx reply that did not
+ * parse, "the reply is not a <kind>". */
+static void pull_fail_reading(struct kube_pull *p, struct kreq *q, const struct http_response *resp, const char *what,
+                              const char *kind)
+{
+    char why[1280], desc[400];
+    if (ok_reply(resp))
+        snprintf(desc, sizeof(desc), "the reply is not a %s", kind);
+    else
+        describe(resp, desc, sizeof(desc));
+    snprintf(why, sizeof(why), "reading %s: %s", what, desc);
+    kreq_free(q);
+    pull_finish(p, why);
+}
+
 static void pull_reply(struct kreq *q, const struct http_response *resp)
 {
     struct kube_pull *p = q->arg;
-    char why[1280], desc[400];
+    char why[1280], desc[400], what[2 * KUBEJSON_NAME_MAX + 32];
     p->q = NULL;
     if (!resp) {
         kreq_free(q);
@@ -629,11 +639,8 @@ static void pull_reply(struct kreq *q, const struct http_response *resp)
     }
     if (p->stage == PULL_POD) {
         if (!ok_reply(resp) || kubejson_pod_pull_secrets(resp->body, resp->body_len, &p->pod)) {
-            describe(resp, desc, sizeof(desc));
-            snprintf(why, sizeof(why), "reading pod %s/%s: %s", p->ns, p->name,
-                     ok_reply(resp) ? "the reply is not a Pod" : desc);
-            kreq_free(q);
-            pull_finish(p, why);
+            snprintf(what, sizeof(what), "pod %s/%s", p->ns, p->name);
+            pull_fail_reading(p, q, resp, what, "Pod");
             return;
         }
         kreq_free(q);
@@ -644,11 +651,8 @@ static void pull_reply(struct kreq *q, const struct http_response *resp)
     }
     if (p->stage == PULL_ACCOUNT) {
         if (!ok_reply(resp) || kubejson_sa_pull_secrets(resp->body, resp->body_len, &p->sa)) {
-            describe(resp, desc, sizeof(desc));
-            snprintf(why, sizeof(why), "reading service account %s/%s: %s", p->ns, p->pod.service_account,
-                     ok_reply(resp) ? "the reply is not a ServiceAccount" : desc);
-            kreq_free(q);
-            pull_finish(p, why);
+            snprintf(what, sizeof(what), "service account %s/%s", p->ns, p->pod.service_account);
+            pull_fail_reading(p, q, resp, what, "ServiceAccount");
             return;
         }
         kreq_free(q);

@@ -120,15 +120,15 @@ static void respond(struct probe_conn *c, int code, const char *reason, const ch
 }
 
 /* A peer pod Ready since before our start is fine if its sandbox was recovered. */
+static bool recovered_running(const struct sandbox *sb)
+{
+    return sb->recovered && sb->phase == SANDBOX_RUNNING;
+}
+
 static bool pod_recovered(const char *ns, const char *name, void *arg)
 {
     const struct daemon *d = arg;
-    for (size_t i = 0; i < d->store.nbuckets; i++)
-        for (const struct sandbox *sb = d->store.buckets[i]; sb; sb = sb->hnext)
-            if (sb->recovered && sb->phase == SANDBOX_RUNNING && !strcmp(sb->pod.pod_name, name) &&
-                !strcmp(sb->pod.pod_namespace, ns))
-                return true;
-    return false;
+    return sandbox_store_find_pod(&d->store, ns, name, recovered_running) != NULL;
 }
 
 static void startup_answer(struct probe_conn *c, bool ok, const char *why)

@@ -313,6 +313,17 @@ void sandbox_store_remove(struct sandbox_store *st, struct sandbox *sb)
         }
 }
 
+const struct sandbox *sandbox_store_find_pod(const struct sandbox_store *st, const char *ns, const char *name,
+                                             bool (*keep)(const struct sandbox *sb))
+{
+    for (size_t i = 0; i < st->nbuckets; i++)
+        for (const struct sandbox *sb = st->buckets[i]; sb; sb = sb->hnext)
+            if (sb->pod.pod_name && sb->pod.pod_namespace && !strcmp(sb->pod.pod_name, name) &&
+                !strcmp(sb->pod.pod_namespace, ns) && (!keep || keep(sb)))
+                return sb;
+    return NULL;
+}
+
 void sandbox_store_foreach(const struct sandbox_store *st, void (*fn)(struct sandbox *sb, void *arg), void *arg)
 {
     for (size_t i = 0; i < st->nbuckets; i++) {

@@ -103,6 +103,10 @@ struct sandbox *sandbox_store_get(const struct sandbox_store *st, const char *id
 int sandbox_store_insert(struct sandbox_store *st, struct sandbox *sb);
 /* Unlinks the record from the store; the caller then owns it. */
 void sandbox_store_remove(struct sandbox_store *st, struct sandbox *sb);
+/* The first record of pod ns/name that keep accepts (keep NULL: any), or NULL. Walks the
+ * whole store: pods are not indexed, and the callers (GetInfo, /startup) are rare. */
+const struct sandbox *sandbox_store_find_pod(const struct sandbox_store *st, const char *ns, const char *name,
+                                             bool (*keep)(const struct sandbox *sb));
 void sandbox_store_foreach(const struct sandbox_store *st, void (*fn)(struct sandbox *sb, void *arg), void *arg);
 
 /* Start-up only (blocking): creates the pods dir and loads every record into the store.

@@ -762,6 +762,36 @@ static void test_store_load_symlink_not_followed(void **state)
         fail_msg("sandbox_store_load deleted %s through the symlink %s", file, link);
 }
 
+static bool is_running(const struct sandbox *sb)
+{
+    return sb->phase == SANDBOX_RUNNING;
+}
+
+static void test_store_find_pod(void **state)
+{
+    struct store_fixture *f = *state;
+    struct sandbox *bare = sandbox_new("bare"); /* no pod names yet */
+    struct sandbox *stopping = make_full("a-stopping", SANDBOX_STOPPING);
+    struct sandbox *running = make_full("b-running", SANDBOX_RUNNING);
+    struct sandbox *other = make_full("c-other", SANDBOX_RUNNING);
+    free(other->pod.pod_namespace);
+    other->pod.pod_namespace = strdup("kube-system");
+    assert_int_equal(sandbox_store_insert(&f->st, bare), 0);
+    assert_int_equal(sandbox_store_insert(&f->st, stopping), 0);
+    assert_int_equal(sandbox_store_insert(&f->st, running), 0);
+    assert_int_equal(sandbox_store_insert(&f->st, other), 0);
+    const char *pod = "nginx-866fdb5bfb-b98nw";
+    assert_ptr_equal(sandbox_store_find_pod(&f->st, "default", pod, is_running), running);
+    const struct sandbox *any = sandbox_store_find_pod(&f->st, "default", pod, NULL);
+    assert_true(any == running || any == stopping);
+    assert_ptr_equal(sandbox_store_find_pod(&f->st, "kube-system", pod, is_running), other);
+    assert_null(sandbox_store_find_pod(&f->st, "default", "nginx", NULL));
+    assert_null(sandbox_store_find_pod(&f->st, "other", pod, NULL));
+    sandbox_store_remove(&f->st, running);
+    sandbox_free(running);
+    assert_null(sandbox_store_find_pod(&f->st, "default", pod, is_running));
+}
+
 /* On tmpfs (as /run/peerpod on a node) with a turn, records are written on the loop thread:
  * the file is there when save returns, no pool job is pending, and the callback still comes
  * in a later turn, never from inside the call. */
@@ -853,6 +883,7 @@ int main(void)
         S(test_store_load_creates_dir),
         S(test_store_load_symlink_not_followed),
         cmocka_unit_test(test_store_memory_fs),
+        S(test_store_find_pod),
     };
 #undef S
     return cmocka_run_group_tests(tests, NULL, NULL);

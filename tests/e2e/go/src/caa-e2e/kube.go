@@ -632,6 +632,9 @@ func scKubePullSecrets(t *T) {
 	if got := lookups(n); len(got) == 0 || len(kubeOnly(got, "sa-get", "secret-get")) > 0 {
 		t.Errorf("lookup-500: want pod lookups only:%s", kubeList(got))
 	}
+	if log := string(mustReadFile(t, d.LogPath)); !strings.Contains(log, "reading pod coco/lookup-500: ") {
+		t.Errorf("lookup-500: no warning naming the failed pod lookup in the log")
+	}
 	mustOK(t, "StopVM lookup-500", d.StopVM(id))
 
 	n = len(k.f.Requests())
@@ -641,6 +644,9 @@ func scKubePullSecrets(t *T) {
 	}
 	if sa := kubeOnly(k.since(n), "sa-get"); len(sa) == 0 || sa[0].Status != 404 {
 		t.Errorf("sa-ghost: want a service account lookup answered 404:%s", kubeList(k.since(n)))
+	}
+	if log := string(mustReadFile(t, d.LogPath)); !strings.Contains(log, "reading service account coco/") {
+		t.Errorf("sa-ghost: no warning naming the failed service account lookup in the log")
 	}
 	mustOK(t, "StopVM sa-ghost", d.StopVM(id))
 
