@@ -90,6 +90,10 @@ build/test/san/cloud-api-adaptor: build/san/adaptor/main.o $(call obj,san,$(FAKE
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
 # Small CLI over adaptor/tlsca for the openssl s_server/s_client tests in tests/tls.
+build/test/wakeup: tests/bench/wakeup.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $<
+
 build/test/tlsca-tool: tests/tls/tlsca-tool.c build/obj/adaptor/tlsca.o build/obj/adaptor/log.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LIBS)

@@ -8,9 +8,9 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root" || exit 1
 command -v socat >/dev/null || { echo "bench: socat is not installed (apt-get install socat)"; exit 1; }
-make -s build/test/cloud-api-adaptor build/test/caa-e2e >/dev/null || exit 1
+make -s build/test/cloud-api-adaptor build/test/caa-e2e build/test/wakeup >/dev/null || exit 1
 ns="caa-bench-$$"
 ip netns add "$ns" || exit 1
 trap 'for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p"; done; ip netns del "$ns"' EXIT
 ip -n "$ns" link set lo up
-ip netns exec "$ns" build/test/caa-e2e -daemon "${DAEMON:-build/test/cloud-api-adaptor}" -bench "${1:-5}"
+ip netns exec "$ns" env CAA_BENCH_WAKEUP=build/test/wakeup build/test/caa-e2e -daemon "${DAEMON:-build/test/cloud-api-adaptor}" -bench "${1:-5}"

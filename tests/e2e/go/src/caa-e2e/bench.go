@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/ttrpc"
@@ -142,5 +144,30 @@ func runBench(daemonBin string, rounds, small, big int) int {
 		rounds, small, big)
 	fmt.Printf("bench: small-call latency  relay/direct %.2fx   relay/socat %.2fx\n", relayL/directL, relayL/socatL)
 	fmt.Printf("bench: 4 MiB throughput    relay/direct %.2fx   relay/socat %.2fx\n", relayT/directT, relayT/socatT)
+	if w := wakeupNs(); w > 0 {
+		fmt.Printf("bench: in process-to-process round trips of this machine (tests/bench/wakeup.c): a direct small call "+
+			"costs %.2f, the relay adds %.2f, socat adds %.2f (a relay process cannot add less than 1)\n",
+			directL/w, (relayL-directL)/w, (socatL-directL)/w)
+	}
 	return 0
+}
+
+// wakeupNs runs the machine-floor probe named by CAA_BENCH_WAKEUP (tests/bench/wakeup.c):
+// the median round trip between two processes that block between bounces, in ns; 0 if unset
+// or it fails.
+func wakeupNs() float64 {
+	bin := os.Getenv("CAA_BENCH_WAKEUP")
+	if bin == "" {
+		return 0
+	}
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		fmt.Printf("bench: %s: %v\n", bin, err)
+		return 0
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil || v <= 0 {
+		return 0
+	}
+	return v
 }

@@ -245,6 +245,10 @@ func runServerBench(daemonBin string, calls int) int {
 		}
 		fmt.Printf("  the same with the pods dir on tmpfs (as /run/peerpod on a node): p50 %v p99 %v (target p99 < 2 ms: "+
 			"%.2fx of it)\n", p50.Round(time.Microsecond), p99.Round(time.Microsecond), float64(p99)/float64(2*time.Millisecond))
+		if w := wakeupNs(); w > 0 {
+			fmt.Printf("  in process-to-process round trips of this machine (tests/bench/wakeup.c): p50 %.1f, p99 %.1f; "+
+				"one Version on a fresh connection p50 %.1f\n", float64(p50)/w, float64(p99)/w, float64(base[len(base)/2])/w)
+		}
 	}
 
 	ids := make([]string, 500)
