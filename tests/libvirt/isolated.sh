@@ -3,7 +3,8 @@
 # with the machine's libvirt: a network namespace of its own (the libvirt network's bridge,
 # dnsmasq and firewall rules live there; no default route, so no traffic leaves it), tmpfs
 # over /run and /var and a private /etc/libvirt, so no socket, state, configuration or cache
-# is shared with a system daemon. No KVM needed: domains are type qemu (TCG) booting nothing.
+# is shared with a system daemon. No KVM needed: domains are type qemu (TCG) booting nothing
+# (a /dev/kvm is hidden from it).
 #
 # Usage (as root): tests/libvirt/isolated.sh CMD [ARGS...]
 # CMD sees CAA_E2E_LIBVIRT_URI (qemu:///system of that daemon), CAA_E2E_LIBVIRT_CTL (a
@@ -103,6 +104,25 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 EOC
 mount --bind "$W/etc" /etc/libvirt
+# The scenarios are about TCG domains that boot nothing. A /dev/kvm that this machine cannot
+# really use (a nested VM: libvirt then offers kvm domains, which qemu fails to start) is
+# hidden from this libvirtd, so the capabilities it reports are the same everywhere: a /dev
+# of its own holds only the devices libvirtd and qemu use here (binding /dev/null over
+# /dev/kvm instead makes every domain start take ~20 s while libvirt re-probes qemu).
+if [ -c /dev/kvm ]; then
+    mkdir -p "$W/hostdev"
+    mount --rbind /dev "$W/hostdev"
+    mount -t tmpfs -o mode=755 tmpfs /dev
+    for n in null zero full random urandom tty net shm; do
+        [ -e "$W/hostdev/$n" ] || continue
+        if [ -d "$W/hostdev/$n" ]; then mkdir -p "/dev/$n"; else touch "/dev/$n"; fi
+        mount --rbind "$W/hostdev/$n" "/dev/$n"
+    done
+    mkdir /dev/pts
+    mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+    ln -s pts/ptmx /dev/ptmx
+    ln -s /proc/self/fd /dev/fd
+fi
 ip link set lo up
 start_libvirtd
 cat >"$W/net.xml" <<'EOC'
