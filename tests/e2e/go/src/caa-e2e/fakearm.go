@@ -9,18 +9,12 @@ package main
 // missing what part A.3 requires. The inventory (VMs, NICs, disks) is what tests assert on.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand"
 	"net"
 	"net/http"
@@ -220,17 +214,11 @@ func (f *FakeARM) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := newFakeCA("fake-arm-ca")
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "fake-arm"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := ca.ServerCert("fake-arm", []net.IP{net.ParseIP("127.0.0.1")})
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +229,7 @@ func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
 		TokensByFlow: map[string]int{}, tokenIssued: map[string]time.Time{}, Revoked: map[string]bool{},
 		Calls: map[string]int{}, nicNoIP: map[string]int{}, PublicIP: "127.0.0.1"}
 	f.CAFile = filepath.Join(dir, "arm-ca.pem")
-	if err := os.WriteFile(f.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(f.CAFile, ca.PEM, 0o644); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -249,15 +237,7 @@ func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
 		return nil, err
 	}
 	f.URL = "https://" + ln.Addr().String()
-	f.srv = &http.Server{Handler: http.HandlerFunc(f.handle), ConnState: func(c net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			f.mu.Lock()
-			f.Conns++
-			f.mu.Unlock()
-		}
-	}}
-	tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
-	go f.srv.Serve(tl)
+	f.srv = serveTLS(ln, cert, f.handle, &f.mu, &f.Conns)
 	iln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.srv.Close()

@@ -12,18 +12,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -102,35 +95,11 @@ type FakeKube struct {
 // token (plus a trailing newline, as kubelet's projected tokens have none but admins' files
 // often do), the CA that signed the server certificate, and the namespace.
 func StartFakeKube(dir, token string, ipv6 bool) (*FakeKube, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := newFakeCA("fake-kube-ca")
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "fake-kube-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	// Not a CA itself: the daemon must verify the chain up to ca.crt, not pin the leaf.
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano() + 1), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, DNSNames: []string{"kubernetes.default.svc"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	cert, err := ca.ServerCert("kube-apiserver", []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, "kubernetes.default.svc")
 	if err != nil {
 		return nil, err
 	}
@@ -140,11 +109,11 @@ func StartFakeKube(dir, token string, ipv6 bool) (*FakeKube, error) {
 		pods: map[string]map[string]interface{}{}, sas: map[string]map[string]interface{}{},
 		secrets: map[string]map[string]interface{}{}, release: make(chan struct{}),
 	}
-	f.CAPool.AddCert(ca)
+	f.CAPool.AddCert(ca.Cert)
 	if err := os.MkdirAll(f.SADir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(f.SADir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.SADir, "ca.crt"), ca.PEM, 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(f.SADir, "namespace"), []byte("confidential-containers-system"), 0o644); err != nil {
@@ -163,15 +132,7 @@ func StartFakeKube(dir, token string, ipv6 bool) (*FakeKube, error) {
 		return nil, err
 	}
 	f.Host, f.Port, _ = net.SplitHostPort(ln.Addr().String())
-	f.srv = &http.Server{Handler: http.HandlerFunc(f.handle), ConnState: func(c net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			f.mu.Lock()
-			f.conns++
-			f.mu.Unlock()
-		}
-	}}
-	tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}})
-	go f.srv.Serve(tl)
+	f.srv = serveTLS(ln, cert, f.handle, &f.mu, &f.conns)
 	return f, nil
 }
 

@@ -70,6 +70,25 @@ func (k *kubeRig) env(uid string, extra ...string) []string {
 	return append(env, extra...)
 }
 
+// putPod puts pod ns/name on k.node, of runtime class rc ("": none), Ready ready ("": no
+// condition yet) since since.
+func (k *kubeRig) putPod(ns, name, rc, ready string, since time.Time) {
+	k.f.PutPod(kubePod{NS: ns, Name: name, Node: k.node, RuntimeClass: rc, Ready: ready, ReadySince: since})
+}
+
+// startupUntil asks /startup until ok accepts the answer, for 5 s at most; false when it
+// never did, and the last answer for the message.
+func (k *kubeRig) startupUntil(ok func(code int, body string) bool) (bool, string) {
+	var code int
+	var body string
+	var err error
+	done := waitFor(5*time.Second, func() bool {
+		code, body, err = probeGet(k.port, "GET", "/startup")
+		return err == nil && ok(code, body)
+	})
+	return done, fmt.Sprintf("%d %q %v", code, body, err)
+}
+
 // since is what arrived after the first n requests.
 func (k *kubeRig) since(n int) []KubeRequest {
 	r := k.f.Requests()
@@ -476,7 +495,7 @@ func scKubeTokenRotation(t *T) {
 	k.f.PutSecret(ns, "regcred", "kubernetes.io/dockerconfigjson",
 		dockerConfigJSON(map[string]dockerCred{"quay.io": {Auth: auth}}))
 	for _, p := range []string{"rotated", "refused"} {
-		k.f.PutPod(kubePod{NS: ns, Name: p, Node: k.node, RuntimeClass: "kata-remote", Ready: "False"})
+		k.putPod(ns, p, "kata-remote", "False", time.Time{})
 	}
 	t.env = k.env(uid)
 	d := t.StartDaemon()
@@ -675,13 +694,10 @@ func scKubeStartupProbe(t *T) {
 	defer k.f.Close()
 	ns := "apps"
 	before := time.Now().Add(-time.Hour)
-	put := func(name, rc, ready string, since time.Time) {
-		k.f.PutPod(kubePod{NS: ns, Name: name, Node: k.node, RuntimeClass: rc, Ready: ready, ReadySince: since})
-	}
-	put("web-stale", "kata-remote", "True", before)
-	put("runc-job", "", "False", before)          // not a peer pod
-	put("other-rc", "kata-qemu", "False", before) // another runtime class
-	put("pending", "kata-remote", "", before)     // no Ready condition yet
+	k.putPod(ns, "web-stale", "kata-remote", "True", before)
+	k.putPod(ns, "runc-job", "", "False", before)          // not a peer pod
+	k.putPod(ns, "other-rc", "kata-qemu", "False", before) // another runtime class
+	k.putPod(ns, "pending", "kata-remote", "", before)     // no Ready condition yet
 	k.f.PutPod(kubePod{NS: ns, Name: "elsewhere", Node: "worker-x", RuntimeClass: "kata-remote", Ready: "False", ReadySince: before})
 	t.env = k.env(kubeUID())
 	d := t.StartDaemon()
@@ -698,26 +714,22 @@ func scKubeStartupProbe(t *T) {
 	}
 	k.checkReq("pod list", lists[0], k.token, kubeGet("/api/v1/pods?fieldSelector=spec.nodeName%3D"+k.node))
 
-	put("web-stale", "kata-remote", "True", after)
-	put("web-2", "kata-remote", "False", after)
-	if !waitFor(5*time.Second, func() bool {
-		code, body, err = probeGet(k.port, "GET", "/startup")
-		return err == nil && code == 500 && strings.Contains(body, "web-2")
-	}) {
-		t.Errorf("/startup with web-2 not Ready: %d %q %v; want 500 naming web-2", code, body, err)
+	k.putPod(ns, "web-stale", "kata-remote", "True", after)
+	k.putPod(ns, "web-2", "kata-remote", "False", after)
+	if ok, got := k.startupUntil(func(code int, body string) bool {
+		return code == 500 && strings.Contains(body, "web-2")
+	}); !ok {
+		t.Errorf("/startup with web-2 not Ready: %s; want 500 naming web-2", got)
 	}
-	put("web-2", "kata-remote", "True", after)
-	if !waitFor(5*time.Second, func() bool {
-		code, body, err = probeGet(k.port, "GET", "/startup")
-		return err == nil && code == 200
-	}) {
-		t.Fatalf("/startup with every peer pod Ready since the start: %d %q %v; want 200:%s", code, body, err,
+	k.putPod(ns, "web-2", "kata-remote", "True", after)
+	if ok, got := k.startupUntil(func(code int, _ string) bool { return code == 200 }); !ok {
+		t.Fatalf("/startup with every peer pod Ready since the start: %s; want 200:%s", got,
 			kubeList(kubeOnly(k.f.Requests(), "pod-list")))
 	}
 	// Passed once: cached, no more listing.
 	n := len(kubeOnly(k.f.Requests(), "pod-list"))
-	put("web-stale", "kata-remote", "True", before)
-	put("web-2", "kata-remote", "False", after)
+	k.putPod(ns, "web-stale", "kata-remote", "True", before)
+	k.putPod(ns, "web-2", "kata-remote", "False", after)
 	for i := 0; i < 3; i++ {
 		if code, body, err := probeGet(k.port, "GET", "/startup"); err != nil || code != 200 {
 			t.Errorf("/startup after it passed once: %d %q %v; want 200 (cached)", code, body, err)
@@ -748,9 +760,8 @@ func scKubeStartupRestart(t *T) {
 	defer k.f.Close()
 	ns := "apps"
 	before := time.Now().Add(-time.Hour)
-	k.f.PutPod(kubePod{NS: ns, Name: "survivor", Node: k.node, RuntimeClass: "kata-remote", Ready: "True", ReadySince: before})
-	uid := kubeUID()
-	t.env = k.env(uid)
+	k.putPod(ns, "survivor", "kata-remote", "True", before)
+	t.env = k.env(kubeUID())
 	d := t.StartDaemon()
 	dirs := d.Dirs
 	id := newSandboxID()
@@ -761,19 +772,16 @@ func scKubeStartupRestart(t *T) {
 		t.Fatalf("the survivor's VM did not survive the shutdown")
 	}
 
-	k.f.PutPod(kubePod{NS: ns, Name: "newcomer", Node: k.node, RuntimeClass: "kata-remote", Ready: "True", ReadySince: before})
+	k.putPod(ns, "newcomer", "kata-remote", "True", before)
 	d2 := t.StartDaemonDirs(dirs)
 	after := time.Now().Truncate(time.Second).Add(time.Second)
 	code, body, err := probeGet(k.port, "GET", "/startup")
 	if err != nil || code != 500 || !strings.Contains(body, "newcomer") || strings.Contains(body, "survivor") {
 		t.Errorf("/startup after the restart with newcomer stale: %d %q %v; want 500 naming newcomer only", code, body, err)
 	}
-	k.f.PutPod(kubePod{NS: ns, Name: "newcomer", Node: k.node, RuntimeClass: "kata-remote", Ready: "True", ReadySince: after})
-	if !waitFor(5*time.Second, func() bool {
-		code, body, err = probeGet(k.port, "GET", "/startup")
-		return err == nil && code == 200
-	}) {
-		t.Errorf("/startup with survivor recovered and newcomer Ready since the start: %d %q %v; want 200", code, body, err)
+	k.putPod(ns, "newcomer", "kata-remote", "True", after)
+	if ok, got := k.startupUntil(func(code int, _ string) bool { return code == 200 }); !ok {
+		t.Errorf("/startup with survivor recovered and newcomer Ready since the start: %s; want 200", got)
 	}
 	mustOK(t, "StopVM after restart", d2.StopVM(id))
 	sigtermExit(t, d2, 10*time.Second)
@@ -790,8 +798,7 @@ func scKubeNotConfigured(t *T) {
 	k.f.PutServiceAccount(ns, "default", "regcred")
 	k.f.PutSecret(ns, "regcred", "kubernetes.io/dockerconfigjson",
 		dockerConfigJSON(map[string]dockerCred{"quay.io": {Auth: auth}}))
-	k.f.PutPod(kubePod{NS: ns, Name: "app", Node: k.node, RuntimeClass: "kata-remote", Ready: "True",
-		ReadySince: time.Now().Add(-time.Hour)})
+	k.putPod(ns, "app", "kata-remote", "True", time.Now().Add(-time.Hour))
 	noToken := filepath.Join(t.dir, "sa-without-token")
 	if err := os.MkdirAll(noToken, 0o755); err != nil {
 		t.Fatalf("%v", err)
