@@ -462,8 +462,7 @@ static void io_work_run(uv_work_t *req)
         w->err = remove_dir_flat(w->dir);
         return;
     }
-    w->err = 0;
-    if (w->extra)
+    if (w->extra) /* w->err is 0 (calloc) */
         w->err = file_write_atomic(w->dir, SANDBOX_USERDATA_FILE, w->extra, w->extra_len, false, NULL);
     if (!w->err)
         w->err = file_write_atomic(w->dir, SANDBOX_STATE_FILE, w->json, strlen(w->json), w->durable,

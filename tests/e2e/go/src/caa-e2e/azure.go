@@ -614,12 +614,7 @@ func scAzureConcurrent(t *T) {
 	defer arm.Close()
 	// The pods dir on tmpfs, as /run/peerpod on a node: on the runner's ext4 the record
 	// writes of a hundred pods compete with the loop for the two vCPUs (BENCHMARKS.md).
-	shm, err := os.MkdirTemp("/dev/shm", "c")
-	if err != nil {
-		t.Fatalf("no /dev/shm: %v", err)
-	}
-	defer os.RemoveAll(shm)
-	dirs.PodsDir = filepath.Join(shm, "p")
+	defer tmpfsPodsDir(t, &dirs)()
 	d := t.StartDaemonDirs(dirs, "-peerpods-limit-per-node", "200")
 	pr, err := startProbe(t, d.Dirs.Sock)
 	if err != nil {

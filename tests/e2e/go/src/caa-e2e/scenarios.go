@@ -907,17 +907,23 @@ func scRestartKeepsSandbox(t *T) {
 	}
 }
 
-// With the pods dir on tmpfs (as /run/peerpod on a node) records are written on the loop
-// thread: pods still start and stop in numbers, and after SIGKILL the restarted daemon finds
-// the running pod (and deletes its VM at StopVM) and starts the pod created before the kill.
-func scTmpfsPodsDir(t *T) {
+// tmpfsPodsDir points dirs.PodsDir at a new directory on tmpfs, as /run/peerpod is on a node;
+// the caller runs the returned function to remove it.
+func tmpfsPodsDir(t *T, dirs *Dirs) func() {
 	shm, err := os.MkdirTemp("/dev/shm", "c") // short: agent socket paths must fit 108 bytes
 	if err != nil {
 		t.Fatalf("no /dev/shm: %v", err)
 	}
-	defer os.RemoveAll(shm)
-	dirs := t.defaultDirs()
 	dirs.PodsDir = filepath.Join(shm, "p")
+	return func() { os.RemoveAll(shm) }
+}
+
+// With the pods dir on tmpfs (as /run/peerpod on a node) records are written on the loop
+// thread: pods still start and stop in numbers, and after SIGKILL the restarted daemon finds
+// the running pod (and deletes its VM at StopVM) and starts the pod created before the kill.
+func scTmpfsPodsDir(t *T) {
+	dirs := t.defaultDirs()
+	defer tmpfsPodsDir(t, &dirs)()
 	d := t.StartDaemonDirs(dirs, "-peerpods-limit-per-node", "100")
 	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "is in memory (tmpfs)") {
 		t.Errorf("the daemon did not log that %s is on tmpfs", dirs.PodsDir)
