@@ -900,13 +900,21 @@ static void recover_one(struct sandbox *sb, void *arg)
 {
     struct daemon *d = arg;
     enum op_kind kind;
-    if (sb->phase == SANDBOX_RUNNING) {
+    if (sb->previous_boot && sb->phase != SANDBOX_STOPPING) {
+        /* The node rebooted since CreateVM: the kata shim, the pod's namespace and the pod went
+         * with it and kubelet makes a new sandbox, so nobody will call StopVM for this one. */
+        char pod[2 * POD_FIELD_MAX];
+        log_warn("adaptor", "sandbox %s is from before the node rebooted: its kata shim and pod are gone, so its pod "
+                 "VM and records are deleted sandbox=%s pod=%s phase=%s vm=%s boot_id=%s", sb->id, sb->id,
+                 pod_field(sb, pod, sizeof(pod)), sandbox_phase_name(sb->phase), sb->inst.name[0] ? sb->inst.name : "-",
+                 sb->boot_id);
+        kind = OP_STOP;
+    } else if (sb->phase == SANDBOX_RUNNING) {
         /* DECISIONS 10: the pod keeps running; its agent socket comes back with the daemon. */
         sb->recovered = true;
         proxy_open(d, sb, 0, recovered_agent, sb);
         return;
-    }
-    if (sb->phase == SANDBOX_STOPPING)
+    } else if (sb->phase == SANDBOX_STOPPING)
         kind = OP_STOP;
     else if (sb->phase == SANDBOX_FAILED && (sb->inst.name[0] || sb->vni))
         kind = OP_ROLLBACK;
@@ -1304,6 +1312,7 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
         ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
+    memcpy(sb->boot_id, d->store.boot_id, sizeof(sb->boot_id));
     if (pod_spec_parse(&sb->pod, ann, req->n_annotations, err, sizeof(err))) {
         ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "%s", err);
         goto out;

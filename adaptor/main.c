@@ -298,7 +298,7 @@ static int daemon_run(struct daemon *d)
         goto out_provider;
     }
     d->store.turn = &d->turn;
-    int loaded = sandbox_store_load(&d->store, err, sizeof(err));
+    int loaded = sandbox_store_load(&d->store, NULL, err, sizeof(err));
     if (loaded < 0) {
         fprintf(stderr, "cloud-api-adaptor: %s\n", err);
         goto out_store;

@@ -130,7 +130,7 @@ char *sandbox_json_encode(const struct sandbox *sb)
         json_array_append_new(ips, json_string(sb->inst.ips[i]));
     const struct pod_spec *p = &sb->pod;
     json_t *o = json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:b, s:s?, s:I, s:s, s:b, s:I, s:I,"
-                          " s:{s:s, s:s, s:o}}",
+                          " s:s, s:{s:s, s:s, s:o}}",
                           "version", 1, "id", sb->id, "phase", sandbox_phase_name(sb->phase), "pod_name",
                           p->pod_name, "pod_namespace", p->pod_namespace, "machine_type", p->machine_type,
                           "image", p->image, "gpu_model", p->gpu_model, "vcpus", (json_int_t)p->vcpus,
@@ -138,7 +138,7 @@ char *sandbox_json_encode(const struct sandbox *sb)
                           "gpus_annotated", p->gpus_annotated, "netns", sb->netns_path, "vni",
                           (json_int_t)sb->vni, "pod_if", sb->pod_if, "net_dedicated", sb->net_dedicated, "created",
                           (json_int_t)sb->created_unix, "delete_attempts", (json_int_t)sb->delete_attempts,
-                          "instance", "name", sb->inst.name, "id", sb->inst.id, "ips", ips);
+                          "boot_id", sb->boot_id, "instance", "name", sb->inst.name, "id", sb->inst.id, "ips", ips);
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -218,6 +218,10 @@ int sandbox_json_decode(struct sandbox *sb, const char *text, size_t len, char *
     json_t *created = json_object_get(o, "created");
     sb->created_unix = json_is_integer(created) ? json_integer_value(created) : 0;
     sb->delete_attempts = u32_field(o, "delete_attempts");
+    if (copy_field(o, "boot_id", sb->boot_id, sizeof(sb->boot_id))) {
+        snprintf(err, errlen, "boot_id too long");
+        goto out;
+    }
     memset(&sb->inst, 0, sizeof(sb->inst));
     if (json_is_object(inst)) {
         if (copy_field(inst, "name", sb->inst.name, sizeof(sb->inst.name)) ||
@@ -593,13 +597,36 @@ static char *file_read(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen)
+bool sandbox_boot_is_previous(const char *record_boot, const char *this_boot)
+{
+    return record_boot[0] && this_boot[0] && strcmp(record_boot, this_boot) != 0;
+}
+
+/* The node's boot id, "" when it cannot be read (then no record counts as a previous boot). */
+static void boot_id_read(const char *path, char *out, size_t cap)
+{
+    size_t len;
+    out[0] = '\0';
+    char *text = file_read(path, cap - 1, &len);
+    if (!text) {
+        log_warn("adaptor", "cannot read the boot id %s: %s; sandboxes of a previous boot will not be told apart",
+                 path, strerror(errno));
+        return;
+    }
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    memcpy(out, text, len + 1);
+    free(text);
+}
+
+int sandbox_store_load(struct sandbox_store *st, const char *boot_id_path, char *err, size_t errlen)
 {
     int rc = mkdir_p(st->dir, 0755);
     if (rc) {
         snprintf(err, errlen, "PODS_DIR (-pods-dir): cannot create %s: %s", st->dir, strerror(rc));
         return -1;
     }
+    boot_id_read(boot_id_path ? boot_id_path : "/proc/sys/kernel/random/boot_id", st->boot_id, sizeof(st->boot_id));
     struct statfs fs;
     st->memory_fs = !statfs(st->dir, &fs) && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
     DIR *d = opendir(st->dir);
@@ -645,6 +672,7 @@ int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen)
         }
         free(text);
         sb->phase = sandbox_phase_recover(sb->phase);
+        sb->previous_boot = sandbox_boot_is_previous(sb->boot_id, st->boot_id);
         if ((sb->phase == SANDBOX_CREATED || sb->phase == SANDBOX_FAILED) &&
             !sandbox_path(path, sizeof(path), st->dir, e->d_name, SANDBOX_USERDATA_FILE)) {
             size_t ulen;

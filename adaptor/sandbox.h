@@ -29,6 +29,7 @@
 #define SANDBOX_AGENT_SOCKET "agent.ttrpc"
 #define SANDBOX_USERDATA_FILE "userdata" /* the pod VM's document, kept 0600 until StartVM */
 #define SANDBOX_USERDATA_MAX (1u << 20)
+#define SANDBOX_BOOT_ID_MAX 40 /* /proc/sys/kernel/random/boot_id: a 36-character UUID */
 
 enum sandbox_phase {
     SANDBOX_CREATED,  /* CreateVM done, no cloud resources yet */
@@ -65,6 +66,7 @@ struct sandbox {
     struct provider_instance inst;
     int64_t created_unix;
     unsigned delete_attempts;
+    char boot_id[SANDBOX_BOOT_ID_MAX]; /* the node's boot when CreateVM ran; "" in old records */
     uint8_t *userdata; /* owned; persisted beside the record until the VM exists */
     size_t userdata_len;
     /* Runtime only (not persisted). */
@@ -73,6 +75,7 @@ struct sandbox {
     uv_timer_t *retry; /* delete retry timer, owned */
     struct proxy *proxy; /* agent relay while the VM runs, owned */
     bool recovered;      /* running before this daemon started (its pod was not re-created) */
+    bool previous_boot;  /* created before the node last booted: its shim and pod are gone */
     struct sandbox *hnext;
 };
 
@@ -94,6 +97,7 @@ struct sandbox_store {
     size_t io_pending; /* thread-pool writes not yet completed */
     struct turn *turn; /* optional: completions run under its budget (set by the daemon) */
     bool memory_fs;    /* set by sandbox_store_load: the pods dir is on tmpfs or ramfs */
+    char boot_id[SANDBOX_BOOT_ID_MAX]; /* set by sandbox_store_load; "" if unreadable */
 };
 
 int sandbox_store_init(struct sandbox_store *st, uv_loop_t *loop, const char *dir);
@@ -109,10 +113,15 @@ const struct sandbox *sandbox_store_find_pod(const struct sandbox_store *st, con
                                              bool (*keep)(const struct sandbox *sb));
 void sandbox_store_foreach(const struct sandbox_store *st, void (*fn)(struct sandbox *sb, void *arg), void *arg);
 
-/* Start-up only (blocking): creates the pods dir and loads every record into the store.
- * Directories without a record (a crash inside CreateVM) are removed. Returns the number
- * of records loaded, or -1 with err. */
-int sandbox_store_load(struct sandbox_store *st, char *err, size_t errlen);
+/* True if record_boot names a boot other than this_boot. A record without one (written
+ * before boot ids were kept) or an unknown current boot never counts as a previous boot. */
+bool sandbox_boot_is_previous(const char *record_boot, const char *this_boot);
+
+/* Start-up only (blocking): creates the pods dir, reads the node's boot id from boot_id_path
+ * (NULL: /proc/sys/kernel/random/boot_id) and loads every record into the store, marking
+ * those of a previous boot (previous_boot). Directories without a record (a crash inside
+ * CreateVM) are removed. Returns the number of records loaded, or -1 with err. */
+int sandbox_store_load(struct sandbox_store *st, const char *boot_id_path, char *err, size_t errlen);
 
 /* Completion of a thread-pool write; err is 0 or an errno value. */
 typedef void (*sandbox_io_cb)(void *arg, int err);

@@ -2,6 +2,8 @@
 # Relay benchmark: the daemon's agent relay vs a direct TCP connection to the stand-in agent
 # vs socat relaying the same traffic, measured in one run inside a network namespace of its
 # own (loopback only). Prints ratios; record them in BENCHMARKS.md.
+# Profiling knobs: CAA_BENCH_SMALL=N small calls per round (default 2000; 1 for the 4 MiB part
+# alone), CAA_BENCH_ABS=1 also prints each round's raw figures.
 # Usage: tests/bench/relay.sh [rounds]   (root; DAEMON=build/cloud-api-adaptor by default is
 # the test build: build/test/cloud-api-adaptor, which has the fake cloud)
 set -uo pipefail

@@ -161,6 +161,7 @@ static struct sandbox *make_full(const char *id, enum sandbox_phase phase)
     sb->inst.n_ips = 2;
     sb->created_unix = 1700000000;
     sb->delete_attempts = 3;
+    snprintf(sb->boot_id, sizeof(sb->boot_id), "0b5e7d2c-3f4a-4b6e-9c1d-2a8f6e4b7c90");
     return sb;
 }
 
@@ -188,6 +189,7 @@ static void assert_same_record(const struct sandbox *a, const struct sandbox *b)
         assert_string_equal(a->inst.ips[i], b->inst.ips[i]);
     assert_true(a->created_unix == b->created_unix);
     assert_int_equal(a->delete_attempts, b->delete_attempts);
+    assert_string_equal(a->boot_id, b->boot_id);
 }
 
 static void test_json_roundtrip(void **state)
@@ -630,7 +632,7 @@ static void test_store_save_error(void **state)
     sandbox_free(sb);
     /* load cannot use it either, and says which setting is wrong. */
     char err[512] = "";
-    assert_int_equal(sandbox_store_load(&f->st, err, sizeof(err)), -1);
+    assert_int_equal(sandbox_store_load(&f->st, NULL, err, sizeof(err)), -1);
     assert_contains(err, "PODS_DIR");
     unlink(f->pods);
 }
@@ -685,7 +687,7 @@ static void test_store_load(void **state)
     struct sandbox_store st2;
     assert_int_equal(sandbox_store_init(&st2, &f->loop, f->pods), 0);
     char err[512] = "";
-    int n = sandbox_store_load(&st2, err, sizeof(err));
+    int n = sandbox_store_load(&st2, NULL, err, sizeof(err));
     if (n != (int)ARRAY_LEN(phases))
         fail_msg("load returned %d (%s), want %zu", n, err, ARRAY_LEN(phases));
     assert_int_equal(st2.count, ARRAY_LEN(phases));
@@ -720,9 +722,60 @@ static void test_store_load(void **state)
     assert_true(exists(path));
 
     /* Loading again into the same store: records already present are not duplicated. */
-    n = sandbox_store_load(&st2, err, sizeof(err));
+    n = sandbox_store_load(&st2, NULL, err, sizeof(err));
     assert_int_equal(n, 0);
     assert_int_equal(st2.count, ARRAY_LEN(phases));
+    sandbox_store_free(&st2);
+}
+
+static void test_boot_is_previous(void **state)
+{
+    (void)state;
+    assert_true(sandbox_boot_is_previous("b-1", "b-2"));
+    assert_false(sandbox_boot_is_previous("b-1", "b-1"));
+    /* A record from before boot ids were kept, or an unreadable boot id: never "previous",
+     * so an upgrade or a locked-down /proc does not delete running pods. */
+    assert_false(sandbox_boot_is_previous("", "b-2"));
+    assert_false(sandbox_boot_is_previous("b-1", ""));
+    assert_false(sandbox_boot_is_previous("", ""));
+}
+
+/* Records name the boot they were created in; load marks those of another boot. */
+static void test_store_boot_id(void **state)
+{
+    struct store_fixture *f = *state;
+    const char *boots[] = {"this-boot", "an-earlier-boot", ""};
+    for (size_t i = 0; i < ARRAY_LEN(boots); i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "boot-%zu", i);
+        struct sandbox *sb = make_full(id, SANDBOX_RUNNING);
+        snprintf(sb->boot_id, sizeof(sb->boot_id), "%s", boots[i]);
+        save_sync(f, sb);
+        sandbox_free(sb);
+    }
+    char bootfile[256], err[256] = "";
+    snprintf(bootfile, sizeof(bootfile), "%s/boot_id", f->dir);
+    write_text(bootfile, "this-boot\n");
+    struct sandbox_store st2;
+    assert_int_equal(sandbox_store_init(&st2, &f->loop, f->pods), 0);
+    assert_int_equal(sandbox_store_load(&st2, bootfile, err, sizeof(err)), 3);
+    assert_string_equal(st2.boot_id, "this-boot");
+    assert_false(sandbox_store_get(&st2, "boot-0")->previous_boot);
+    assert_true(sandbox_store_get(&st2, "boot-1")->previous_boot);
+    assert_string_equal(sandbox_store_get(&st2, "boot-1")->boot_id, "an-earlier-boot");
+    assert_false(sandbox_store_get(&st2, "boot-2")->previous_boot);
+    sandbox_store_free(&st2);
+
+    /* Without a readable boot id nothing is marked. */
+    snprintf(bootfile, sizeof(bootfile), "%s/no-such-file", f->dir);
+    assert_int_equal(sandbox_store_init(&st2, &f->loop, f->pods), 0);
+    assert_int_equal(sandbox_store_load(&st2, bootfile, err, sizeof(err)), 3);
+    assert_string_equal(st2.boot_id, "");
+    for (size_t i = 0; i < ARRAY_LEN(boots); i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "boot-%zu", i);
+        assert_false(sandbox_store_get(&st2, id)->previous_boot);
+    }
     sandbox_store_free(&st2);
 }
 
@@ -734,7 +787,7 @@ static void test_store_load_creates_dir(void **state)
     snprintf(deep, sizeof(deep), "%s/a/b/c", f->dir);
     assert_int_equal(sandbox_store_init(&st2, &f->loop, deep), 0);
     char err[256];
-    assert_int_equal(sandbox_store_load(&st2, err, sizeof(err)), 0);
+    assert_int_equal(sandbox_store_load(&st2, NULL, err, sizeof(err)), 0);
     struct stat s;
     assert_int_equal(stat(deep, &s), 0);
     assert_true(S_ISDIR(s.st_mode));
@@ -757,7 +810,7 @@ static void test_store_load_symlink_not_followed(void **state)
     snprintf(link, sizeof(link), "%s/linked-sandbox", f->pods);
     assert_int_equal(symlink(target, link), 0);
     char err[256];
-    assert_int_equal(sandbox_store_load(&f->st, err, sizeof(err)), 0);
+    assert_int_equal(sandbox_store_load(&f->st, NULL, err, sizeof(err)), 0);
     if (!exists(file))
         fail_msg("sandbox_store_load deleted %s through the symlink %s", file, link);
 }
@@ -813,7 +866,7 @@ static void test_store_memory_fs(void **state)
     assert_int_equal(sandbox_store_init(&st, &loop, pods), 0);
     st.turn = &turn;
     char err[256];
-    assert_int_equal(sandbox_store_load(&st, err, sizeof(err)), 0);
+    assert_int_equal(sandbox_store_load(&st, NULL, err, sizeof(err)), 0);
     assert_true(st.memory_fs);
 
     struct sandbox *sb = make_full("memfs-1", SANDBOX_STARTING); /* a durable phase */
@@ -881,6 +934,8 @@ int main(void)
         S(test_store_save_error),
         S(test_store_load),
         S(test_store_load_creates_dir),
+        cmocka_unit_test(test_boot_is_previous),
+        S(test_store_boot_id),
         S(test_store_load_symlink_not_followed),
         cmocka_unit_test(test_store_memory_fs),
         S(test_store_find_pod),

@@ -144,6 +144,9 @@ func runBench(daemonBin string, rounds, small, big int) int {
 		rounds, small, big)
 	fmt.Printf("bench: small-call latency  relay/direct %.2fx   relay/socat %.2fx\n", relayL/directL, relayL/socatL)
 	fmt.Printf("bench: 4 MiB throughput    relay/direct %.2fx   relay/socat %.2fx\n", relayT/directT, relayT/socatT)
+	if os.Getenv("CAA_BENCH_ABS") != "" {
+		fmt.Printf("bench: each round (profiling, not a result): latency ns %v, MB/s %v\n", lat, tput)
+	}
 	if w := wakeupNs(); w > 0 {
 		fmt.Printf("bench: in process-to-process round trips of this machine (tests/bench/wakeup.c): a direct small call "+
 			"costs %.2f, the relay adds %.2f, socat adds %.2f (a relay process cannot add less than 1)\n",
@@ -170,4 +173,12 @@ func wakeupNs() float64 {
 		return 0
 	}
 	return v
+}
+
+// envInt is the integer in environment variable name, or def when unset or not a number.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
 }

@@ -125,6 +125,10 @@ type Dirs struct {
 	LibvirtURI string
 	// Azure runs the Azure provider against this fake ARM + Entra ID service (fakearm.go).
 	Azure *FakeARM
+	// BootFile, when set, is what the daemon reads as the node's boot id: it runs in a mount
+	// namespace of its own with this file bound over /proc/sys/kernel/random/boot_id, so a
+	// scenario can stage a node reboot.
+	BootFile string
 }
 
 func (t *T) defaultDirs() Dirs {
@@ -259,6 +263,11 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 	fmt.Fprintf(logf, "# %s %s\n", t.daemonB, strings.Join(d.Args, " "))
 
 	cmd := exec.Command(t.daemonB, d.Args...)
+	if dirs.BootFile != "" {
+		// unshare and sh both exec: the process is the daemon, as without a boot file.
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
+			`mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"`, dirs.BootFile, t.daemonB}, d.Args...)...)
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Env = daemonEnv(d.notifyPath)

@@ -71,7 +71,7 @@ func run() (rc int) {
 		return runMirror(*mirror, *mirrorVM, *mirrorPod, *mirrorDown)
 	}
 	if *bench > 0 {
-		return runBench(*daemon, *bench, 2000, 20)
+		return runBench(*daemon, *bench, envInt("CAA_BENCH_SMALL", 2000), 20)
 	}
 	if *demoSock != "" {
 		return runDemo(*demoSock, netnsPath)

@@ -40,6 +40,7 @@ func scenarios() []scenario {
 		{"sigterm", scSigterm},
 		{"restart_keeps_sandbox", scRestartKeepsSandbox},
 		{"tmpfs_pods_dir", scTmpfsPodsDir},
+		{"node_reboot", scNodeReboot},
 		{"concurrent_200", scConcurrent200},
 		{"sigterm_during_start", scSigtermDuringStart},
 		{"socket_not_ours", scSocketNotOurs},
@@ -973,6 +974,70 @@ func scTmpfsPodsDir(t *T) {
 	if exists(inst) {
 		t.Errorf("instance %s still present when StopVM returned", filepath.Base(inst))
 	}
+	if left := listTree(dirs.PodsDir); len(left) != 0 || len(listTree(dirs.FakeDir)) != 0 {
+		t.Errorf("after StopVM: pods dir %q, fake cloud %q; want both empty", left, listTree(dirs.FakeDir))
+	}
+}
+
+// A node reboot with the pods dir on a disk that keeps it (not the default tmpfs): the kata
+// shims and pods of the previous boot are gone and nobody will call StopVM for them, so the
+// daemon deletes their pod VMs and records at start; a restart within one boot keeps pods.
+func scNodeReboot(t *T) {
+	dirs := t.defaultDirs()
+	dirs.BootFile = filepath.Join(t.dir, "boot_id")
+	setBoot := func(id string) {
+		if err := os.WriteFile(dirs.BootFile, []byte(id+"\n"), 0o644); err != nil {
+			t.Fatalf("boot id file: %v", err)
+		}
+	}
+	const boot1, boot2 = "5f0c3a4e-1b2d-4c6e-8f9a-0b1c2d3e4f50", "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+	setBoot(boot1)
+	d := t.StartDaemonDirs(dirs)
+	running, created := newSandboxID(), newSandboxID()
+	inst := filepath.Join(dirs.FakeDir, instanceName("before-reboot", running))
+	sock := filepath.Join(dirs.PodsDir, running, "agent.ttrpc")
+	d.MustCreate(running, "before-reboot", "default")
+	mustOK(t, "StartVM", d.StartVM(running, optsStart))
+	d.MustCreate(created, "created-before-reboot", "default")
+	rec := string(mustReadFile(t, filepath.Join(dirs.PodsDir, running, "sandbox.json")))
+	if !strings.Contains(rec, `"boot_id": "`+boot1+`"`) {
+		t.Errorf("the record does not name the boot it was created in (%s):\n%s", boot1, rec)
+	}
+	d.Kill() // the node loses power
+
+	setBoot(boot2)
+	d2 := t.StartDaemonDirs(dirs)
+	if !waitFor(10*time.Second, func() bool { return len(listTree(dirs.FakeDir)) == 0 && len(listTree(dirs.PodsDir)) == 0 }) {
+		t.Errorf("10 s after the start of the next boot: fake cloud %q, pods dir %q; want both empty",
+			listTree(dirs.FakeDir), listTree(dirs.PodsDir))
+	}
+	if exists(inst) || exists(sock) {
+		t.Errorf("after the reboot: instance exists=%v, agent socket exists=%v; want neither", exists(inst), exists(sock))
+	}
+	logText := string(mustReadFile(t, d2.LogPath))
+	for _, id := range []string{running, created} {
+		if !strings.Contains(logText, "sandbox "+id+" is from before the node rebooted") {
+			t.Errorf("no log line says why sandbox %s was deleted", id)
+		}
+	}
+	if vmid, err := d2.GetInfo("before-reboot", "default", false, optsPlain); err == nil {
+		t.Errorf("GetInfo of the pod of the previous boot = %q, want an error", vmid)
+	}
+
+	// Within one boot a restart keeps a running pod, as before.
+	id := newSandboxID()
+	kept := filepath.Join(dirs.FakeDir, instanceName("after-reboot", id))
+	d2.MustCreate(id, "after-reboot", "default")
+	mustOK(t, "StartVM", d2.StartVM(id, optsStart))
+	d2.Kill()
+	d3 := t.StartDaemonDirs(dirs)
+	if vmid, err := d3.GetInfo("after-reboot", "default", false, optsPlain); err != nil || vmid == "" {
+		t.Errorf("GetInfo after a restart within the boot = %q, %s", vmid, describeErr(err))
+	}
+	if !exists(kept) {
+		t.Errorf("instance %s was deleted by a restart within the same boot", filepath.Base(kept))
+	}
+	mustOK(t, "StopVM", d3.StopVM(id))
 	if left := listTree(dirs.PodsDir); len(left) != 0 || len(listTree(dirs.FakeDir)) != 0 {
 		t.Errorf("after StopVM: pods dir %q, fake cloud %q; want both empty", left, listTree(dirs.FakeDir))
 	}
