@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fds.h"
 #include "gc.h"
 #include "hypervisor.h"
 #include "kube.h"
@@ -433,6 +434,8 @@ int main(int argc, char **argv)
         return rc == CONFIG_PARSE_HELP ? 0 : 1;
     }
     log_level_set((enum log_level)log_level_parse(d.cfg.log_level));
+    if (fds_prepare(fds_expected(d.cfg.peerpods_limit), err, sizeof(err))) /* before any thread */
+        log_warn("adaptor", "file descriptors: %s; the table grows on demand", err);
     int status = daemon_run(&d);
     d.pops->options_free(d.popts);
     config_registry_free(&d.reg);

@@ -125,10 +125,16 @@ type Dirs struct {
 	LibvirtURI string
 	// Azure runs the Azure provider against this fake ARM + Entra ID service (fakearm.go).
 	Azure *FakeARM
-	// BootFile, when set, is what the daemon reads as the node's boot id: it runs in a mount
-	// namespace of its own with this file bound over /proc/sys/kernel/random/boot_id, so a
-	// scenario can stage a node reboot.
-	BootFile string
+	// Wrap, when set, runs the daemon through this command (which must exec it, so the pid
+	// stays the daemon's): bootIDWrap, prlimit, ...
+	Wrap []string
+}
+
+// bootIDWrap runs the daemon in a mount namespace of its own with file bound over
+// /proc/sys/kernel/random/boot_id, so a scenario can stage a node reboot.
+func bootIDWrap(file string) []string {
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"`, file}
 }
 
 func (t *T) defaultDirs() Dirs {
@@ -263,10 +269,8 @@ func (t *T) spawnDaemon(dirs Dirs, extra ...string) (*Daemon, error) {
 	fmt.Fprintf(logf, "# %s %s\n", t.daemonB, strings.Join(d.Args, " "))
 
 	cmd := exec.Command(t.daemonB, d.Args...)
-	if dirs.BootFile != "" {
-		// unshare and sh both exec: the process is the daemon, as without a boot file.
-		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
-			`mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"`, dirs.BootFile, t.daemonB}, d.Args...)...)
+	if len(dirs.Wrap) > 0 {
+		cmd = exec.Command(dirs.Wrap[0], append(append(append([]string(nil), dirs.Wrap[1:]...), t.daemonB), d.Args...)...)
 	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf

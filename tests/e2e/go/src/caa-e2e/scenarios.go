@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,7 @@ func scenarios() []scenario {
 		{"restart_keeps_sandbox", scRestartKeepsSandbox},
 		{"tmpfs_pods_dir", scTmpfsPodsDir},
 		{"node_reboot", scNodeReboot},
+		{"descriptor_table", scDescriptorTable},
 		{"concurrent_200", scConcurrent200},
 		{"sigterm_during_start", scSigtermDuringStart},
 		{"socket_not_ours", scSocketNotOurs},
@@ -984,9 +986,10 @@ func scTmpfsPodsDir(t *T) {
 // daemon deletes their pod VMs and records at start; a restart within one boot keeps pods.
 func scNodeReboot(t *T) {
 	dirs := t.defaultDirs()
-	dirs.BootFile = filepath.Join(t.dir, "boot_id")
+	bootFile := filepath.Join(t.dir, "boot_id")
+	dirs.Wrap = bootIDWrap(bootFile)
 	setBoot := func(id string) {
-		if err := os.WriteFile(dirs.BootFile, []byte(id+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(bootFile, []byte(id+"\n"), 0o644); err != nil {
 			t.Fatalf("boot id file: %v", err)
 		}
 	}
@@ -1041,6 +1044,33 @@ func scNodeReboot(t *T) {
 	if left := listTree(dirs.PodsDir); len(left) != 0 || len(listTree(dirs.FakeDir)) != 0 {
 		t.Errorf("after StopVM: pods dir %q, fake cloud %q; want both empty", left, listTree(dirs.FakeDir))
 	}
+}
+
+// The daemon sizes its descriptor table for its pod limit before its first thread exists (a
+// later growth waits for an RCU grace period: milliseconds of a stalled loop on a busy node),
+// and raises the soft RLIMIT_NOFILE to the hard one, as the Go daemon's runtime does.
+func scDescriptorTable(t *T) {
+	dirs := t.defaultDirs()
+	dirs.Wrap = []string{"prlimit", "--nofile=1024:", "--"} // a login shell's soft limit
+	d := t.StartDaemonDirs(dirs, "-peerpods-limit-per-node", "1000")
+	pid := d.cmd.Process.Pid
+	status := string(mustReadFile(t, fmt.Sprintf("/proc/%d/status", pid)))
+	var slots int
+	for _, l := range strings.Split(status, "\n") {
+		if strings.HasPrefix(l, "FDSize:") {
+			slots, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(l, "FDSize:")))
+		}
+	}
+	if want := 256 + 8*1000; slots < want {
+		t.Errorf("descriptor table of the daemon with a limit of 1000 pods: %d slots, want at least %d", slots, want)
+	}
+	limits := string(mustReadFile(t, fmt.Sprintf("/proc/%d/limits", pid)))
+	for _, l := range strings.Split(limits, "\n") {
+		if f := strings.Fields(l); strings.HasPrefix(l, "Max open files") && len(f) >= 5 && f[3] != f[4] {
+			t.Errorf("the daemon's soft descriptor limit %s is below its hard limit %s", f[3], f[4])
+		}
+	}
+	mustOK(t, "Version", d.Call(hypervisorService, "Version", &VersionRequest{}, &VersionResponse{}, optsPlain))
 }
 
 // sigtermExit sends SIGTERM and requires the daemon to exit with status 0
