@@ -1373,6 +1373,5 @@ void proxy_close(struct proxy *px)
     uv_close((uv_handle_t *)&px->listener, handle_closed);
     uv_close((uv_handle_t *)&px->retry, handle_closed);
     uv_close((uv_handle_t *)&px->attempt, handle_closed);
-    uv_close((uv_handle_t *)&px->ready_timer, handle_closed);
-    unlink(px->socket_path);
+    uv_close((uv_handle_t *)&px->ready_timer, handle_closed); /* libuv unlinks the bound socket file */
 }

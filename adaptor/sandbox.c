@@ -375,13 +375,23 @@ static int fsync_dir(const char *path)
 }
 
 /* Removes regular files and sockets directly inside dir, then dir. Never recurses and never
- * follows links: the directory is ours and holds only files we wrote. */
+ * follows links: the directory is ours and holds only files we wrote. The files a sandbox
+ * leaves are removed by name first, so the usual erase needs no directory listing. */
 static int remove_dir_flat(const char *dir)
 {
+    static const char *const known[] = {SANDBOX_STATE_FILE, SANDBOX_USERDATA_FILE, SANDBOX_AGENT_SOCKET};
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : errno;
-    DIR *d = fdopendir(fd);
+    bool unlinked = true;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (unlinkat(fd, known[i], 0) && errno != ENOENT)
+            unlinked = false; /* the scan below tries again and reports it */
+    if (unlinked && (rmdir(dir) == 0 || errno == ENOENT)) {
+        close(fd);
+        return 0;
+    }
+    DIR *d = fdopendir(fd); /* something else is left (a temp file of a cut-off write) */
     if (!d) {
         int e = errno;
         close(fd);
@@ -425,7 +435,9 @@ static int file_write_atomic(const char *dir, const char *name, const void *data
     snprintf(dst, sizeof(dst), "%s/%s", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno == ENOENT) { /* the sandbox's first write: its directory is made here */
-        int e = mkdir_p(dir, 0700);
+        int e = mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : errno;
+        if (e == ENOENT) /* the pods dir itself is gone */
+            e = mkdir_p(dir, 0700);
         if (e)
             return e;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
