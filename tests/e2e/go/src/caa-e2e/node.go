@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/containerd/ttrpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func nodeScenarios() []scenario {
@@ -50,6 +52,7 @@ func nodeScenarios() []scenario {
 		{"node_annotations", scNodeAnnotations},
 		{"node_50_pods_and_limit", scNode50},
 		{"node_restart_20_pods", scNodeRestart},
+		{"node_rolling_update_live_traffic", scNodeRollingUpdate},
 		{"node_crash_200_lifecycles", scNodeCrash},
 		{"node_cloud_faults", scNodeFaults},
 		{"node_bad_input", scNodeBadInput},
@@ -1033,6 +1036,231 @@ func scNodeRestart(t *T) {
 		}(p)
 	}
 	wg.Wait()
+	n.expectClean(d, pods, "after all pods were deleted")
+}
+
+// ---------------------------------------------------------------------------
+// 4b. A rolling update of the DaemonSet (old daemon stopped, then the new one started) while
+// every pod has agent calls in flight and TCP traffic through its tunnel.
+
+// agentTraffic is one shim-like caller: Health/Check in a loop on one connection to the pod's
+// agent socket, dialled again whenever it breaks.
+type agentTraffic struct {
+	mu         sync.Mutex
+	ok         []time.Time
+	failures   map[string]int
+	unexpected []string
+}
+
+func (a *agentTraffic) okSince(t time.Time) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, at := range a.ok {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// expectedLoss says whether err is how a call may fail while the daemon is replaced: the
+// connection breaks or cannot be made, or the relay answers Unavailable. A call that hangs to
+// its deadline, or any other answer, is not.
+func expectedLoss(err error) (string, bool) {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return "code 14", true
+	}
+	msg := err.Error()
+	for _, s := range []string{"ttrpc: closed", "EOF", "connection reset", "broken pipe", "connection refused",
+		"no such file or directory"} {
+		if strings.Contains(msg, s) {
+			return s, true
+		}
+	}
+	return msg, false
+}
+
+func runAgentTraffic(p *shimPod, a *agentTraffic, stop <-chan struct{}) {
+	var c *ttrpc.Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		var err error
+		if c == nil {
+			var conn net.Conn
+			if conn, err = net.DialTimeout("unix", p.sock, 2*time.Second); err == nil {
+				c = ttrpc.NewClient(conn)
+			}
+		}
+		var resp []byte
+		if err == nil {
+			resp, err = agentCallOn(c, "grpc.Health", "Check", nil, 2*time.Second, nil)
+		}
+		a.mu.Lock()
+		switch {
+		case err == nil && bytes.Equal(resp, []byte{0x08, 0x01}):
+			a.ok = append(a.ok, time.Now())
+		case err == nil:
+			a.unexpected = append(a.unexpected, fmt.Sprintf("Health/Check answered %x", resp))
+		default:
+			kind, ok := expectedLoss(err)
+			if ok {
+				a.failures[kind]++
+			} else {
+				a.unexpected = append(a.unexpected, kind)
+			}
+			if c != nil {
+				c.Close()
+				c = nil
+			}
+		}
+		a.mu.Unlock()
+		if err != nil {
+			time.Sleep(10 * time.Millisecond) // pacing the redial, as a shim's retry does
+		}
+	}
+}
+
+// runEchoes keeps one TCP connection to the pod's workload through the tunnel and echoes 1 KiB
+// every 10 ms; it reports the first failure and the longest wait for an echo.
+func runEchoes(addr string, stop <-chan struct{}, longest *time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	for one := make([]byte, 1); one[0] != '\n'; { // the workload's banner line
+		if _, err := c.Read(one); err != nil {
+			return fmt.Errorf("banner: %v", err)
+		}
+	}
+	msg, got := make([]byte, 1024), make([]byte, 1024)
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+		for j := range msg {
+			msg[j] = byte(i + j)
+		}
+		began := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return fmt.Errorf("echo %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			return fmt.Errorf("echo %d: %v (bytes equal %v)", i, err, bytes.Equal(got, msg))
+		}
+		if d := time.Since(began); d > *longest {
+			*longest = d
+		}
+	}
+}
+
+func scNodeRollingUpdate(t *T) {
+	n := newSimNode(t)
+	defer n.close()
+	const count = 4
+	d := n.startDaemon("-peerpods-limit-per-node", fmt.Sprint(count))
+	pods := make([]*shimPod, count)
+	for i := range pods {
+		pods[i] = n.addPod(fmt.Sprintf("live-%d", i))
+	}
+	for i, err := range eachPod(pods, func(p *shimPod) error { return p.up(d) }) {
+		if err != nil {
+			t.Fatalf("%s: %s", pods[i].name, errText(err))
+		}
+	}
+	puts := n.arm.Count("vm_put")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	traffic := make([]*agentTraffic, count)
+	echoErr := make([]error, count)
+	echoLongest := make([]time.Duration, count)
+	for i, p := range pods {
+		traffic[i] = &agentTraffic{failures: map[string]int{}}
+		wg.Add(2)
+		go func(i int, p *shimPod) { defer wg.Done(); runAgentTraffic(p, traffic[i], stop) }(i, p)
+		go func(i int, p *shimPod) {
+			defer wg.Done()
+			echoErr[i] = runEchoes(fmt.Sprintf("%s:%d", p.ip, workPort), stop, &echoLongest[i])
+		}(i, p)
+	}
+	flowing := func(since time.Time) bool {
+		for _, a := range traffic {
+			if a.okSince(since) < 20 {
+				return false
+			}
+		}
+		return true
+	}
+	began := time.Now()
+	if !waitFor(10*time.Second, func() bool { return flowing(began) }) {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("agent traffic did not get going through the first daemon")
+	}
+
+	stopped := time.Now()
+	sigtermExit(t, d, 10*time.Second) // the DaemonSet's RollingUpdate: the old pod goes first
+	exited := time.Now()
+	d = n.startDaemon("-peerpods-limit-per-node", fmt.Sprint(count))
+	ready := time.Now()
+	back := waitFor(30*time.Second, func() bool { return flowing(ready) })
+	close(stop)
+	wg.Wait()
+	if !back {
+		t.Errorf("30 s after the new daemon was ready, not every pod's agent calls succeeded again")
+	}
+	t.Logf("traffic flowed %v before the old daemon got SIGTERM; the new one was ready %v after the old one exited",
+		stopped.Sub(began).Round(time.Millisecond), ready.Sub(exited).Round(time.Millisecond))
+	for i, a := range traffic {
+		var gap time.Duration
+		for j := 1; j < len(a.ok); j++ {
+			if g := a.ok[j].Sub(a.ok[j-1]); g > gap {
+				gap = g
+			}
+		}
+		t.Logf("%s: %d calls answered, longest gap %v, failures %v", pods[i].name, len(a.ok),
+			gap.Round(time.Millisecond), a.failures)
+		for _, u := range a.unexpected {
+			t.Errorf("%s: an agent call failed in a way a shim would not expect: %s", pods[i].name, u)
+		}
+		if limit := ready.Sub(stopped) + 5*time.Second; gap > limit {
+			t.Errorf("%s: agent calls stopped for %v, more than the daemon's restart plus 5 s (%v)", pods[i].name,
+				gap.Round(time.Millisecond), limit.Round(time.Millisecond))
+		}
+		if echoErr[i] != nil {
+			t.Errorf("%s: TCP traffic through the tunnel broke while the daemon was replaced: %v", pods[i].name, echoErr[i])
+		} else if echoLongest[i] > 2*time.Second {
+			t.Errorf("%s: an echo through the tunnel waited %v", pods[i].name, echoLongest[i])
+		}
+	}
+	if got := n.arm.Count("vm_put"); got != puts {
+		t.Errorf("the update made %d VM PUTs, want none", got-puts)
+	}
+	if v, _, _ := n.arm.Inventory(); v != count {
+		t.Errorf("after the update: %d VMs, want %d", v, count)
+	}
+	for _, p := range pods {
+		p.running = false // the WaitProcess of the first connection went with the old daemon
+		p.closeAgent()
+	}
+	for i, err := range eachPod(pods, func(p *shimPod) error { return p.down(d) }) {
+		if err != nil {
+			t.Errorf("%s: %s", pods[i].name, errText(err))
+		}
+	}
 	n.expectClean(d, pods, "after all pods were deleted")
 }
 
