@@ -969,6 +969,21 @@ func scNode50(t *T) {
 	}
 }
 
+// upPods adds count pods named <prefix>-<i> and takes them all through kata's start at once;
+// the scenario ends if one does not come up.
+func (n *simNode) upPods(d *Daemon, prefix string, count int) []*shimPod {
+	pods := make([]*shimPod, count)
+	for i := range pods {
+		pods[i] = n.addPod(fmt.Sprintf("%s-%d", prefix, i))
+	}
+	for i, err := range eachPod(pods, func(p *shimPod) error { return p.up(d) }) {
+		if err != nil {
+			n.t.Fatalf("%s: %s", pods[i].name, errText(err))
+		}
+	}
+	return pods
+}
+
 // ---------------------------------------------------------------------------
 // 4. Restart with 20 running pods: SIGTERM, then kill -9
 
@@ -977,17 +992,8 @@ func scNodeRestart(t *T) {
 	defer n.close()
 	const count = 20
 	d := n.startDaemon("-peerpods-limit-per-node", fmt.Sprint(count))
-	pods := make([]*shimPod, count)
+	pods := n.upPods(d, "keep", count)
 	var wg sync.WaitGroup
-	for i := range pods {
-		pods[i] = n.addPod(fmt.Sprintf("keep-%d", i))
-	}
-	errs := eachPod(pods, func(p *shimPod) error { return p.up(d) })
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("%s: %s", pods[i].name, errText(err))
-		}
-	}
 	puts := n.arm.Count("vm_put")
 	for round, how := range []string{"SIGTERM", "kill -9"} {
 		if how == "SIGTERM" {
@@ -1172,15 +1178,7 @@ func scNodeRollingUpdate(t *T) {
 	defer n.close()
 	const count = 4
 	d := n.startDaemon("-peerpods-limit-per-node", fmt.Sprint(count))
-	pods := make([]*shimPod, count)
-	for i := range pods {
-		pods[i] = n.addPod(fmt.Sprintf("live-%d", i))
-	}
-	for i, err := range eachPod(pods, func(p *shimPod) error { return p.up(d) }) {
-		if err != nil {
-			t.Fatalf("%s: %s", pods[i].name, errText(err))
-		}
-	}
+	pods := n.upPods(d, "live", count)
 	puts := n.arm.Count("vm_put")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
