@@ -909,6 +909,15 @@ static void recover_one(struct sandbox *sb, void *arg)
                  pod_field(sb, pod, sizeof(pod)), sandbox_phase_name(sb->phase), sb->inst.name[0] ? sb->inst.name : "-",
                  sb->boot_id);
         kind = OP_STOP;
+    } else if (sb->phase == SANDBOX_RUNNING && sandbox_netns_gone(sb)) {
+        /* containerd stopped the pod sandbox (and removed its namespace) while no daemon was
+         * there: the shim's StopVM was lost, and no other will come. */
+        char pod[2 * POD_FIELD_MAX], ns[300];
+        log_warn("adaptor", "sandbox %s: its pod's network namespace is gone, so its pod sandbox was stopped while "
+                 "the daemon was not running; its pod VM and records are deleted sandbox=%s pod=%s vm=%s netns=%s",
+                 sb->id, sb->id, pod_field(sb, pod, sizeof(pod)), sb->inst.name[0] ? sb->inst.name : "-",
+                 log_value(ns, sizeof(ns), sb->netns_path));
+        kind = OP_STOP;
     } else if (sb->phase == SANDBOX_RUNNING) {
         /* DECISIONS 10: the pod keeps running; its agent socket comes back with the daemon. */
         sb->recovered = true;

@@ -117,6 +117,12 @@ void sandbox_store_foreach(const struct sandbox_store *st, void (*fn)(struct san
  * before boot ids were kept) or an unknown current boot never counts as a previous boot. */
 bool sandbox_boot_is_previous(const char *record_boot, const char *this_boot);
 
+/* Start-up only (blocking): true if sb had a pod network tunnel and its network namespace
+ * file is gone while the directory that held it is still there. containerd removes a pod's
+ * namespace when it stops the pod sandbox, so a running record whose namespace is gone is a
+ * sandbox that was stopped while this daemon was not there to hear StopVM. */
+bool sandbox_netns_gone(const struct sandbox *sb);
+
 /* Start-up only (blocking): creates the pods dir, reads the node's boot id from boot_id_path
  * (NULL: /proc/sys/kernel/random/boot_id) and loads every record into the store, marking
  * those of a previous boot (previous_boot). Directories without a record (a crash inside

@@ -779,6 +779,32 @@ static void test_store_boot_id(void **state)
     sandbox_store_free(&st2);
 }
 
+/* A running record's namespace: gone only when its file is missing and its directory is not. */
+static void test_netns_gone(void **state)
+{
+    struct store_fixture *f = *state;
+    char nsdir[256], nsfile[300];
+    snprintf(nsdir, sizeof(nsdir), "%s/netns", f->dir);
+    snprintf(nsfile, sizeof(nsfile), "%s/cni-1234", nsdir);
+    assert_int_equal(mkdir(nsdir, 0755), 0);
+    write_text(nsfile, "");
+    struct sandbox *sb = sandbox_new("sb-ns");
+    sb->netns_path = strdup(nsfile);
+    sb->vni = 555001;
+    assert_false(sandbox_netns_gone(sb)); /* still there */
+    assert_int_equal(unlink(nsfile), 0);
+    assert_true(sandbox_netns_gone(sb));
+    sb->vni = 0; /* no tunnel: its namespace was never ours to look at */
+    assert_false(sandbox_netns_gone(sb));
+    sb->vni = 555001;
+    assert_int_equal(rmdir(nsdir), 0); /* no /run/netns at all: nothing can be told */
+    assert_false(sandbox_netns_gone(sb));
+    free(sb->netns_path);
+    sb->netns_path = strdup("");
+    assert_false(sandbox_netns_gone(sb));
+    sandbox_free(sb);
+}
+
 static void test_store_load_creates_dir(void **state)
 {
     struct store_fixture *f = *state;
@@ -935,6 +961,7 @@ int main(void)
         S(test_store_load),
         S(test_store_load_creates_dir),
         cmocka_unit_test(test_boot_is_previous),
+        S(test_netns_gone),
         S(test_store_boot_id),
         S(test_store_load_symlink_not_followed),
         cmocka_unit_test(test_store_memory_fs),

@@ -53,6 +53,7 @@ func nodeScenarios() []scenario {
 		{"node_50_pods_and_limit", scNode50},
 		{"node_restart_20_pods", scNodeRestart},
 		{"node_rolling_update_live_traffic", scNodeRollingUpdate},
+		{"node_pod_stopped_while_down", scNodePodStoppedWhileDown},
 		{"node_crash_200_lifecycles", scNodeCrash},
 		{"node_cloud_faults", scNodeFaults},
 		{"node_bad_input", scNodeBadInput},
@@ -1260,6 +1261,43 @@ func scNodeRollingUpdate(t *T) {
 		}
 	}
 	n.expectClean(d, pods, "after all pods were deleted")
+}
+
+// A pod sandbox stopped while no daemon runs (kata's StopVM is lost: the socket is not
+// there): containerd still removes the pod's network namespace. The next daemon deletes that
+// sandbox's VM and keeps the pod beside it, whose namespace is still there, running.
+func scNodePodStoppedWhileDown(t *T) {
+	n := newSimNode(t)
+	defer n.close()
+	d := n.startDaemon("-peerpods-limit-per-node", "2")
+	pods := n.upPods(d, "down", 2)
+	gone, kept := pods[0], pods[1]
+	d.Kill()
+	n.removePod(gone) // CNI DEL, the namespace removed; the StopVM finds no daemon
+	if err := gone.stopVM(d); err == nil {
+		t.Fatalf("StopVM reached a daemon that was killed")
+	}
+	d = n.startDaemon("-peerpods-limit-per-node", "2")
+	if !waitFor(30*time.Second, func() bool { v, nics, disks := n.arm.Inventory(); return v+nics+disks == 3 }) {
+		v, nics, disks := n.arm.Inventory()
+		t.Errorf("after the restart: %d VMs, %d NICs, %d disks; want the kept pod's 1 + 1 + 1", v, nics, disks)
+	}
+	if exists(filepath.Join(d.Dirs.PodsDir, gone.id)) {
+		t.Errorf("the stopped sandbox's records remain: %q", listTree(filepath.Join(d.Dirs.PodsDir, gone.id)))
+	}
+	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "sandbox "+gone.id+": its pod's network namespace is gone") {
+		t.Errorf("no log line says why the stopped sandbox's VM was deleted")
+	}
+	kept.closeAgent()
+	kept.running = false // the WaitProcess of the first connection went with the old daemon
+	if _, err := kept.agentCall("Check", nil, 30*time.Second); err != nil {
+		t.Errorf("%s: the pod whose namespace is still there lost its agent: %v", kept.name, err)
+	}
+	kept.expectWorkload(t)
+	if err := kept.down(d); err != nil {
+		t.Errorf("%s: %s", kept.name, errText(err))
+	}
+	n.expectClean(d, pods, "after the kept pod was deleted")
 }
 
 // ---------------------------------------------------------------------------
