@@ -337,6 +337,8 @@ int config_register_common(struct config_registry *r, struct config *c)
     ADD("direct-volumes-dir", NULL, CONFIG_STRING, "/run/kata-containers/shared/direct-volumes",
         "where kata publishes CSI direct volumes (read for CreateContainer's volume annotations)",
         &c->direct_volumes_dir);
+    ADD("gc-interval", NULL, CONFIG_DURATION, "10m",
+        "how often leftover pod VMs and sandboxes whose pod is gone are looked for", &c->gc_interval_ns);
 #undef ADD
     return rc ? -1 : 0;
 }
@@ -414,6 +416,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (c->proxy_timeout_ns <= 0) {
         snprintf(err, errlen, "PROXY_TIMEOUT (-proxy-timeout): must be positive, e.g. 5m");
+        return -1;
+    }
+    if (c->gc_interval_ns < 1000000000LL) {
+        snprintf(err, errlen, "-gc-interval: must be at least 1s, e.g. 10m");
         return -1;
     }
     if (*c->tls_min_version && strcmp(c->tls_min_version, "VersionTLS12") &&

@@ -73,6 +73,7 @@ struct config {
     bool disable_tls;
     const char *log_level;
     const char *direct_volumes_dir;
+    int64_t gc_interval_ns;
     /* Environment only. */
     const char *node_name;
     const char *pod_uid;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "hypervisor.h"
 #include "log.h"
 #include "sandbox.h"
 
@@ -18,11 +19,27 @@ struct gc_check {
     struct gc_check *next, *prev;
 };
 
+/* The namespace check of one pass: paths copied from the running sandboxes, statted in the
+ * thread pool, judged on the loop. */
+struct gc_netns_item {
+    char id[SANDBOX_ID_MAX + 1];
+    char *path;
+    bool gone;
+};
+
+struct gc_netns_job {
+    uv_work_t req;
+    struct gc *gc;
+    size_t n;
+    struct gc_netns_item items[];
+};
+
 struct gc {
     struct daemon *d;
     uv_timer_t timer;
     bool timer_open;
     bool pass_running;
+    bool netns_running;
     size_t in_flight;
     struct gc_check *checks;
 };
@@ -132,10 +149,80 @@ static void gc_listed(void *arg, const struct provider_error *err, const struct 
         g->pass_running = false;
 }
 
+static void netns_work(uv_work_t *req)
+{
+    struct gc_netns_job *j = req->data;
+    for (size_t i = 0; i < j->n; i++)
+        j->items[i].gone = sandbox_netns_path_gone(j->items[i].path);
+}
+
+/* Two passes in a row, a whole interval apart: containerd removes a pod's namespace just
+ * before the shim's StopVM, and that StopVM must not be overtaken. */
+static void netns_done(uv_work_t *req, int status)
+{
+    struct gc_netns_job *j = req->data;
+    struct daemon *d = j->gc->d;
+    j->gc->netns_running = false;
+    for (size_t i = 0; i < j->n; i++) {
+        struct sandbox *sb = status || d->shutting_down ? NULL : sandbox_store_get(&d->store, j->items[i].id);
+        if (sb && sb->phase == SANDBOX_RUNNING && !sb->op && sb->netns_path && !strcmp(sb->netns_path, j->items[i].path)) {
+            if (!j->items[i].gone)
+                sb->netns_gone_passes = 0;
+            else if (++sb->netns_gone_passes >= 2)
+                hypervisor_stop_lost(d, sb, "its pod's network namespace has been gone for a whole GC interval "
+                                            "without a StopVM (the kata shim is gone)");
+        }
+        free(j->items[i].path);
+    }
+    free(j);
+}
+
+struct netns_collect {
+    struct gc_netns_job *j;
+    size_t cap;
+};
+
+static void netns_collect(struct sandbox *sb, void *arg)
+{
+    struct netns_collect *c = arg;
+    if (!c->j || c->j->n == c->cap || sb->phase != SANDBOX_RUNNING || sb->op || !sb->vni || !sb->netns_path ||
+        !sb->netns_path[0])
+        return;
+    struct gc_netns_item *it = &c->j->items[c->j->n];
+    if (!(it->path = strdup(sb->netns_path)))
+        return;
+    snprintf(it->id, sizeof(it->id), "%s", sb->id);
+    it->gone = false;
+    c->j->n++;
+}
+
+static void netns_pass(struct gc *g)
+{
+    struct daemon *d = g->d;
+    if (g->netns_running || !d->store.count)
+        return;
+    struct netns_collect c = {calloc(1, sizeof(*c.j) + d->store.count * sizeof(c.j->items[0])), d->store.count};
+    if (!c.j)
+        return;
+    sandbox_store_foreach(&d->store, netns_collect, &c);
+    c.j->gc = g;
+    c.j->req.data = c.j;
+    if (!c.j->n || uv_queue_work(d->loop, &c.j->req, netns_work, netns_done)) {
+        for (size_t i = 0; i < c.j->n; i++)
+            free(c.j->items[i].path);
+        free(c.j);
+        return;
+    }
+    g->netns_running = true;
+}
+
 static void gc_tick(uv_timer_t *t)
 {
     struct gc *g = t->data;
-    if (g->pass_running || g->d->shutting_down || !g->d->pops->list)
+    if (g->d->shutting_down)
+        return;
+    netns_pass(g);
+    if (g->pass_running || !g->d->pops->list)
         return;
     g->pass_running = true;
     g->d->pops->list(g->d->prov, gc_listed, g);
@@ -151,7 +238,8 @@ int gc_start(struct daemon *d)
     g->timer.data = g;
     g->timer_open = true;
     d->gc = g;
-    return uv_timer_start(&g->timer, gc_tick, 0, GC_INTERVAL_MS);
+    uint64_t every_ms = d->cfg.gc_interval_ns > 0 ? (uint64_t)(d->cfg.gc_interval_ns / 1000000) : GC_INTERVAL_MS;
+    return uv_timer_start(&g->timer, gc_tick, 0, every_ms);
 }
 
 void gc_stop(struct daemon *d)

@@ -4,9 +4,11 @@
  * may have written since) is a bill nobody will stop: after a grace period it is deleted.
  * Instances without a marker (empty sandbox id) are never touched.
  *
- * Runs once right after start-up recovery, then every GC_INTERVAL_MS, one pass at a time:
- * provider list, then an asynchronous stat of each candidate's record (thread pool), then the
- * provider delete. Owns its timer and the per-candidate state; gc_stop closes the timer and
+ * Runs once right after start-up recovery, then every -gc-interval (GC_INTERVAL_MS by
+ * default), one pass at a time: provider list, then an asynchronous stat of each candidate's
+ * record (thread pool), then the provider delete. Each pass also stats, in the thread pool,
+ * the network namespace of every idle running sandbox: one found gone in two passes in a row
+ * lost its kata shim without a StopVM, and is deleted as a StopVM would (hypervisor). Owns its timer and the per-candidate state; gc_stop closes the timer and
  * gc_free releases whatever the shutdown left in flight. */
 #ifndef ADAPTOR_GC_H
 #define ADAPTOR_GC_H

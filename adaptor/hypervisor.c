@@ -937,6 +937,20 @@ static void recover_one(struct sandbox *sb, void *arg)
     op_submit(op);
 }
 
+void hypervisor_stop_lost(struct daemon *d, struct sandbox *sb, const char *why)
+{
+    char pod[2 * POD_FIELD_MAX], ns[300];
+    log_warn("adaptor", "sandbox %s: %s; its pod VM and records are deleted sandbox=%s pod=%s vm=%s netns=%s", sb->id,
+             why, sb->id, pod_field(sb, pod, sizeof(pod)), sb->inst.name[0] ? sb->inst.name : "-",
+             log_value(ns, sizeof(ns), sb->netns_path));
+    struct sandbox_op *op = op_new(d, sb, OP_STOP, NULL);
+    if (!op) {
+        log_error("adaptor", "sandbox %s: out of memory starting its deletion; the next GC pass retries", sb->id);
+        return;
+    }
+    op_submit(op);
+}
+
 void hypervisor_recover(struct daemon *d)
 {
     d->loop->data = d;

@@ -18,6 +18,9 @@ extern const size_t hypervisor_methods_count;
 /* After the store was loaded: finishes work that a previous run left half done
  * (rollbacks of interrupted starts, queued deletions). */
 void hypervisor_recover(struct daemon *d);
+/* Deletes the pod VM and records of a running sandbox whose pod is gone without a StopVM
+ * (the GC found its network namespace removed), as a StopVM would. why is logged. */
+void hypervisor_stop_lost(struct daemon *d, struct sandbox *sb, const char *why);
 /* Daemon shutdown: stops retry timers and answers nothing more. Call after the server was
  * closed and the provider shut down, and run the loop until the store has no I/O pending
  * before hypervisor_free. */

@@ -614,23 +614,26 @@ bool sandbox_boot_is_previous(const char *record_boot, const char *this_boot)
     return record_boot[0] && this_boot[0] && strcmp(record_boot, this_boot) != 0;
 }
 
-bool sandbox_netns_gone(const struct sandbox *sb)
+bool sandbox_netns_path_gone(const char *path)
 {
-    if (!sb->vni || !sb->netns_path || !sb->netns_path[0])
-        return false;
     struct stat st;
-    if (lstat(sb->netns_path, &st) == 0 || errno != ENOENT)
+    if (!path[0] || lstat(path, &st) == 0 || errno != ENOENT)
         return false;
     /* The directory must still be there: without it (a DaemonSet that no longer mounts
      * /run/netns) nothing can be told about the pods. */
     char dir[4096];
-    const char *slash = strrchr(sb->netns_path, '/');
-    size_t n = slash ? (size_t)(slash - sb->netns_path) : 0;
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
     if (!n || n >= sizeof(dir))
         return false;
-    memcpy(dir, sb->netns_path, n);
+    memcpy(dir, path, n);
     dir[n] = '\0';
     return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool sandbox_netns_gone(const struct sandbox *sb)
+{
+    return sb->vni && sb->netns_path && sandbox_netns_path_gone(sb->netns_path);
 }
 
 /* The node's boot id, "" when it cannot be read (then no record counts as a previous boot). */

@@ -76,6 +76,7 @@ struct sandbox {
     struct proxy *proxy; /* agent relay while the VM runs, owned */
     bool recovered;      /* running before this daemon started (its pod was not re-created) */
     bool previous_boot;  /* created before the node last booted: its shim and pod are gone */
+    unsigned netns_gone_passes; /* GC passes in a row that found its pod's namespace gone */
     struct sandbox *hnext;
 };
 
@@ -122,6 +123,8 @@ bool sandbox_boot_is_previous(const char *record_boot, const char *this_boot);
  * namespace when it stops the pod sandbox, so a running record whose namespace is gone is a
  * sandbox that was stopped while this daemon was not there to hear StopVM. */
 bool sandbox_netns_gone(const struct sandbox *sb);
+/* The same for a path alone (any thread: it only stats). */
+bool sandbox_netns_path_gone(const char *path);
 
 /* Start-up only (blocking): creates the pods dir, reads the node's boot id from boot_id_path
  * (NULL: /proc/sys/kernel/random/boot_id) and loads every record into the store, marking

@@ -502,6 +502,21 @@ static void test_validate(void **state)
     }
 }
 
+static void test_validate_gc_interval(void **state)
+{
+    (void)state;
+    struct fixture f;
+    reset_env(NULL);
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_true(f.c.gc_interval_ns == 600 * 1000000000LL); /* 10m, as GC_INTERVAL_MS */
+    assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), 0);
+    assert_int_equal(PARSE(&f, "-gc-interval", "500ms"), CONFIG_PARSE_OK);
+    assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), -1);
+    assert_contains(f.err, "-gc-interval");
+    assert_int_equal(PARSE(&f, "-gc-interval", "1s"), CONFIG_PARSE_OK);
+    assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), 0);
+}
+
 static void test_validate_tls(void **state)
 {
     (void)state;
@@ -684,6 +699,7 @@ int main(void)
         T(test_env_bool),
         T(test_env_invalid),
         T(test_validate),
+        T(test_validate_gc_interval),
         T(test_validate_tls),
         T(test_validate_flags),
         T(test_registry),

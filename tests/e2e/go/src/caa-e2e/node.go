@@ -54,6 +54,7 @@ func nodeScenarios() []scenario {
 		{"node_restart_20_pods", scNodeRestart},
 		{"node_rolling_update_live_traffic", scNodeRollingUpdate},
 		{"node_pod_stopped_while_down", scNodePodStoppedWhileDown},
+		{"node_shim_gone_while_running", scNodeShimGone},
 		{"node_crash_200_lifecycles", scNodeCrash},
 		{"node_cloud_faults", scNodeFaults},
 		{"node_bad_input", scNodeBadInput},
@@ -1290,6 +1291,40 @@ func scNodePodStoppedWhileDown(t *T) {
 	}
 	kept.closeAgent()
 	kept.running = false // the WaitProcess of the first connection went with the old daemon
+	if _, err := kept.agentCall("Check", nil, 30*time.Second); err != nil {
+		t.Errorf("%s: the pod whose namespace is still there lost its agent: %v", kept.name, err)
+	}
+	kept.expectWorkload(t)
+	if err := kept.down(d); err != nil {
+		t.Errorf("%s: %s", kept.name, errText(err))
+	}
+	n.expectClean(d, pods, "after the kept pod was deleted")
+}
+
+// A kata shim that dies while the daemon runs: containerd removes the pod's namespace, no
+// StopVM comes. The GC, finding the namespace gone in two passes in a row, deletes that
+// sandbox's VM; the pod beside it keeps running.
+func scNodeShimGone(t *T) {
+	n := newSimNode(t)
+	defer n.close()
+	d := n.startDaemon("-peerpods-limit-per-node", "2", "-gc-interval", "1s")
+	pods := n.upPods(d, "shim", 2)
+	gone, kept := pods[0], pods[1]
+	removed := time.Now()
+	n.removePod(gone)
+	if !waitFor(20*time.Second, func() bool { v, nics, disks := n.arm.Inventory(); return v+nics+disks == 3 }) {
+		v, nics, disks := n.arm.Inventory()
+		t.Fatalf("20 s after the namespace went: %d VMs, %d NICs, %d disks; want the kept pod's 1 + 1 + 1", v, nics, disks)
+	}
+	if took := time.Since(removed); took < time.Second {
+		t.Errorf("the VM went %v after its namespace: sooner than one GC interval (a normal StopVM could be overtaken)", took)
+	}
+	if !waitFor(10*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, gone.id)) }) {
+		t.Errorf("the gone sandbox's records remain: %q", listTree(filepath.Join(d.Dirs.PodsDir, gone.id)))
+	}
+	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "sandbox "+gone.id+": its pod's network namespace has been gone") {
+		t.Errorf("no log line says why the VM was deleted")
+	}
 	if _, err := kept.agentCall("Check", nil, 30*time.Second); err != nil {
 		t.Errorf("%s: the pod whose namespace is still there lost its agent: %v", kept.name, err)
 	}
