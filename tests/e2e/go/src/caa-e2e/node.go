@@ -1291,14 +1291,7 @@ func scNodePodStoppedWhileDown(t *T) {
 	}
 	kept.closeAgent()
 	kept.running = false // the WaitProcess of the first connection went with the old daemon
-	if _, err := kept.agentCall("Check", nil, 30*time.Second); err != nil {
-		t.Errorf("%s: the pod whose namespace is still there lost its agent: %v", kept.name, err)
-	}
-	kept.expectWorkload(t)
-	if err := kept.down(d); err != nil {
-		t.Errorf("%s: %s", kept.name, errText(err))
-	}
-	n.expectClean(d, pods, "after the kept pod was deleted")
+	n.expectKeptThenClean(d, kept, pods)
 }
 
 // A kata shim that dies while the daemon runs: containerd removes the pod's namespace, no
@@ -1325,6 +1318,13 @@ func scNodeShimGone(t *T) {
 	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "sandbox "+gone.id+": its pod's network namespace has been gone") {
 		t.Errorf("no log line says why the VM was deleted")
 	}
+	n.expectKeptThenClean(d, kept, pods)
+}
+
+// expectKeptThenClean: the pod whose namespace is still there kept its agent and its tunnel;
+// once it is deleted too, nothing of either pod is left.
+func (n *simNode) expectKeptThenClean(d *Daemon, kept *shimPod, pods []*shimPod) {
+	t := n.t
 	if _, err := kept.agentCall("Check", nil, 30*time.Second); err != nil {
 		t.Errorf("%s: the pod whose namespace is still there lost its agent: %v", kept.name, err)
 	}
