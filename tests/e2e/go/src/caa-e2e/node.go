@@ -1283,7 +1283,8 @@ func scNodePodStoppedWhileDown(t *T) {
 		v, nics, disks := n.arm.Inventory()
 		t.Errorf("after the restart: %d VMs, %d NICs, %d disks; want the kept pod's 1 + 1 + 1", v, nics, disks)
 	}
-	if exists(filepath.Join(d.Dirs.PodsDir, gone.id)) {
+	// The records go after the cloud resources: wait for them, too.
+	if !waitFor(10*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, gone.id)) }) {
 		t.Errorf("the stopped sandbox's records remain: %q", listTree(filepath.Join(d.Dirs.PodsDir, gone.id)))
 	}
 	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "sandbox "+gone.id+": its pod's network namespace is gone") {
