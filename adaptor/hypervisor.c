@@ -896,6 +896,20 @@ static void recovered_agent(void *arg, int code, const char *msg)
                  "error=%s", sb->id, sb->inst.name, log_value(e, sizeof(e), msg));
 }
 
+void hypervisor_stop_lost(struct daemon *d, struct sandbox *sb, const char *why)
+{
+    char pod[2 * POD_FIELD_MAX], ns[300];
+    log_warn("adaptor", "sandbox %s: %s; its pod VM and records are deleted sandbox=%s pod=%s vm=%s netns=%s", sb->id,
+             why, sb->id, pod_field(sb, pod, sizeof(pod)), sb->inst.name[0] ? sb->inst.name : "-",
+             log_value(ns, sizeof(ns), sb->netns_path));
+    struct sandbox_op *op = op_new(d, sb, OP_STOP, NULL);
+    if (!op) {
+        log_error("adaptor", "sandbox %s: out of memory starting its deletion; the next GC pass retries", sb->id);
+        return;
+    }
+    op_submit(op);
+}
+
 static void recover_one(struct sandbox *sb, void *arg)
 {
     struct daemon *d = arg;
@@ -912,12 +926,9 @@ static void recover_one(struct sandbox *sb, void *arg)
     } else if (sb->phase == SANDBOX_RUNNING && sandbox_netns_gone(sb)) {
         /* containerd stopped the pod sandbox (and removed its namespace) while no daemon was
          * there: the shim's StopVM was lost, and no other will come. */
-        char pod[2 * POD_FIELD_MAX], ns[300];
-        log_warn("adaptor", "sandbox %s: its pod's network namespace is gone, so its pod sandbox was stopped while "
-                 "the daemon was not running; its pod VM and records are deleted sandbox=%s pod=%s vm=%s netns=%s",
-                 sb->id, sb->id, pod_field(sb, pod, sizeof(pod)), sb->inst.name[0] ? sb->inst.name : "-",
-                 log_value(ns, sizeof(ns), sb->netns_path));
-        kind = OP_STOP;
+        hypervisor_stop_lost(d, sb, "its pod's network namespace is gone, so its pod sandbox was stopped while the "
+                                    "daemon was not running");
+        return;
     } else if (sb->phase == SANDBOX_RUNNING) {
         /* DECISIONS 10: the pod keeps running; its agent socket comes back with the daemon. */
         sb->recovered = true;
@@ -932,20 +943,6 @@ static void recover_one(struct sandbox *sb, void *arg)
     struct sandbox_op *op = op_new(d, sb, kind, NULL);
     if (!op) {
         log_error("adaptor", "sandbox %s: out of memory resuming its cleanup", sb->id);
-        return;
-    }
-    op_submit(op);
-}
-
-void hypervisor_stop_lost(struct daemon *d, struct sandbox *sb, const char *why)
-{
-    char pod[2 * POD_FIELD_MAX], ns[300];
-    log_warn("adaptor", "sandbox %s: %s; its pod VM and records are deleted sandbox=%s pod=%s vm=%s netns=%s", sb->id,
-             why, sb->id, pod_field(sb, pod, sizeof(pod)), sb->inst.name[0] ? sb->inst.name : "-",
-             log_value(ns, sizeof(ns), sb->netns_path));
-    struct sandbox_op *op = op_new(d, sb, OP_STOP, NULL);
-    if (!op) {
-        log_error("adaptor", "sandbox %s: out of memory starting its deletion; the next GC pass retries", sb->id);
         return;
     }
     op_submit(op);
