@@ -339,6 +339,8 @@ int config_register_common(struct config_registry *r, struct config *c)
         &c->direct_volumes_dir);
     ADD("gc-interval", NULL, CONFIG_DURATION, "10m",
         "how often leftover pod VMs and sandboxes whose pod is gone are looked for", &c->gc_interval_ns);
+    ADD("loop-nice", NULL, CONFIG_INT, "-10",
+        "nice value of the event loop thread (-20..19; 0: the process's own)", &c->loop_nice);
 #undef ADD
     return rc ? -1 : 0;
 }
@@ -420,6 +422,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (c->gc_interval_ns < 1000000000LL) {
         snprintf(err, errlen, "-gc-interval: must be at least 1s, e.g. 10m");
+        return -1;
+    }
+    if (c->loop_nice < -20 || c->loop_nice > 19) {
+        snprintf(err, errlen, "-loop-nice: %lld is not a nice value (-20..19)", (long long)c->loop_nice);
         return -1;
     }
     if (*c->tls_min_version && strcmp(c->tls_min_version, "VersionTLS12") &&

@@ -74,6 +74,7 @@ struct config {
     const char *log_level;
     const char *direct_volumes_dir;
     int64_t gc_interval_ns;
+    int64_t loop_nice;
     /* Environment only. */
     const char *node_name;
     const char *pod_uid;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "network.h"
 #include "notify.h"
+#include "prio.h"
 #include "probe.h"
 
 static void usage(FILE *out)
@@ -281,6 +282,8 @@ static int daemon_run(struct daemon *d)
         uv_loop_close(&loop);
         return 1;
     }
+    if (prio_loop_raise(&loop, (int)d->cfg.loop_nice, err, sizeof(err)))
+        log_warn("adaptor", "%s", err);
     turn_init(&d->turn, &loop, 0, d);
     if (d->pops->init(&loop, &d->turn, &d->cfg, d->popts, &d->prov, &perr)) {
         fprintf(stderr, "cloud-api-adaptor: %s: %s\n", d->pops->name, perr.msg);

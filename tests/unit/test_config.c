@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "prio.h"
 #include "log.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -517,6 +518,28 @@ static void test_validate_gc_interval(void **state)
     assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), 0);
 }
 
+static void test_validate_loop_nice(void **state)
+{
+    (void)state;
+    struct fixture f;
+    reset_env(NULL);
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.loop_nice, PRIO_LOOP_NICE_DEFAULT);
+    assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), 0);
+    const char *bad[] = {"-21", "20", "100"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(PARSE(&f, "-loop-nice", bad[i]), CONFIG_PARSE_OK);
+        assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), -1);
+        assert_contains(f.err, "-loop-nice");
+        assert_contains(f.err, bad[i]);
+    }
+    const char *good[] = {"-20", "0", "19"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(PARSE(&f, "-loop-nice", good[i]), CONFIG_PARSE_OK);
+        assert_int_equal(config_validate(&f.c, f.err, sizeof(f.err)), 0);
+    }
+}
+
 static void test_validate_tls(void **state)
 {
     (void)state;
@@ -700,6 +723,7 @@ int main(void)
         T(test_env_invalid),
         T(test_validate),
         T(test_validate_gc_interval),
+        T(test_validate_loop_nice),
         T(test_validate_tls),
         T(test_validate_flags),
         T(test_registry),

@@ -663,16 +663,24 @@ func scAzureConcurrent(t *T) {
 	t.Logf("%d Version probes during 100 concurrent lifecycles: median %v, p90 %v, slowest %v; %d ARM requests on %d connections",
 		len(lat), lat[len(lat)/2], p90, worst, len(arm.Requests), conns)
 	arm.mu.Unlock()
-	// The issue asks < 10 ms for every answer; on a 2-vCPU runner that also carries the fake
-	// cloud, the stand-in VMs and 100 clients, the slowest answers are 9-20 ms (the loop
-	// thread preempted, see BENCHMARKS.md), so the test holds p90 to 10 ms and the worst to
-	// 50 ms — before the turn budget the worst was 40-100 ms.
+	// The issue asks < 10 ms for every answer. With the loop thread at nice -10 (and the
+	// prober with it), runs on the 2-vCPU runner that also carries the fake cloud, the
+	// stand-in VMs and 100 clients answer every probe within 2-9 ms; about one run in ten has
+	// one answer of 10-15 ms (see BENCHMARKS.md). So the test allows one answer over 10 ms,
+	// none over 25 ms. At nice 0 the slowest were 13-23 ms, several per run.
 	// Timing is the optimised build's: under ASan+UBSan every step costs a few times more,
 	// and that run checks the same lifecycles for memory errors instead.
+	over := 0
+	for _, l := range lat {
+		if l >= 10*time.Millisecond {
+			over++
+		}
+	}
 	if strings.Contains(t.daemonB, "/san/") {
 		t.Logf("sanitizer build: latency bounds not applied")
-	} else if p90 >= 10*time.Millisecond || worst >= 50*time.Millisecond {
-		t.Errorf("Version: p90 %v, slowest %v of %d; want p90 < 10 ms and none >= 50 ms", p90, worst, len(lat))
+	} else if over > 1 || worst >= 25*time.Millisecond {
+		t.Errorf("Version: %d of %d answers took 10 ms or more, slowest %v; want at most one, none >= 25 ms",
+			over, len(lat), worst)
 	}
 	if conns > 20 {
 		t.Errorf("%d TLS connections to ARM for at most 16 concurrent calls: connections are not reused", conns)
@@ -788,6 +796,13 @@ func (p *probe) finish() ([]time.Duration, error) {
 // is milliseconds of the prober's own, not the daemon's.
 func runProbe(sock string) int {
 	runtime.LockOSThread()
+	// The prober measures the daemon's loop (nice -10 by default), so it runs at the same
+	// priority: at 0 its own wake-up after the answer waits behind the fake cloud and the 100
+	// clients for a CPU, and the waits it then times are the prober's, not the daemon's.
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), -10); err != nil {
+		fmt.Fprintf(os.Stderr, "probe: nice -10: %v\n", err)
+		return 1
+	}
 	c, err := dialRaw(sock)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "probe: %v\n", err)

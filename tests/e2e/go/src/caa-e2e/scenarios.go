@@ -43,6 +43,7 @@ func scenarios() []scenario {
 		{"tmpfs_pods_dir", scTmpfsPodsDir},
 		{"node_reboot", scNodeReboot},
 		{"descriptor_table", scDescriptorTable},
+		{"loop_priority", scLoopPriority},
 		{"concurrent_200", scConcurrent200},
 		{"sigterm_during_start", scSigtermDuringStart},
 		{"socket_not_ours", scSocketNotOurs},
@@ -1071,6 +1072,68 @@ func scDescriptorTable(t *T) {
 		}
 	}
 	mustOK(t, "Version", d.Call(hypervisorService, "Version", &VersionRequest{}, &VersionResponse{}, optsPlain))
+}
+
+// threadNices maps each thread of pid to its nice value (/proc/<pid>/task/<tid>/stat).
+func threadNices(t *T, pid int) map[int]int {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatalf("threads of the daemon: %v", err)
+	}
+	out := map[int]int{}
+	for _, e := range tasks {
+		tid, _ := strconv.Atoi(e.Name())
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		// Fields after the ")" that closes the name: state is field 3, nice field 19.
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) < 17 {
+			t.Fatalf("thread %d stat: %q", tid, st)
+		}
+		out[tid], _ = strconv.Atoi(f[16])
+	}
+	return out
+}
+
+// The loop thread (the main thread) runs at -loop-nice (-10 by default); the thread pool
+// keeps the process's priority; -loop-nice 0 leaves every thread alone; without
+// CAP_SYS_NICE the daemon says so, with the fix, and serves at the default priority.
+func scLoopPriority(t *T) {
+	check := func(d *Daemon, loopWant int, what string) {
+		// A StartVM and StopVM run work in the pool, so its threads exist and are counted.
+		id := newSandboxID()
+		d.MustCreate(id, "prio-pod", "default")
+		mustOK(t, what+": StartVM", d.StartVM(id, optsStart))
+		mustOK(t, what+": StopVM", d.StopVM(id))
+		pid := d.cmd.Process.Pid
+		nices := threadNices(t, pid)
+		if len(nices) < 2 {
+			t.Errorf("%s: %d threads, want the loop and the thread pool", what, len(nices))
+		}
+		for tid, n := range nices {
+			want := 0
+			if tid == pid {
+				want = loopWant
+			}
+			if n != want {
+				t.Errorf("%s: thread %d (loop %v) has nice %d, want %d", what, tid, tid == pid, n, want)
+			}
+		}
+		mustOK(t, what+": Version", d.Call(hypervisorService, "Version", &VersionRequest{}, &VersionResponse{}, optsPlain))
+	}
+	check(t.StartDaemon(), -10, "default")
+	check(t.StartDaemon("-loop-nice", "-3"), -3, "-loop-nice -3")
+	check(t.StartDaemon("-loop-nice", "0"), 0, "-loop-nice 0")
+	dirs := t.defaultDirs()
+	dirs.Wrap = []string{"setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice", "--"}
+	d := t.StartDaemonDirs(dirs)
+	check(d, 0, "without CAP_SYS_NICE")
+	log := string(mustReadFile(t, d.LogPath))
+	if !strings.Contains(log, "CAP_SYS_NICE") || !strings.Contains(log, "-loop-nice 0") {
+		t.Errorf("without CAP_SYS_NICE: no warning naming it and -loop-nice 0 in the log:\n%s", log)
+	}
 }
 
 // sigtermExit sends SIGTERM and requires the daemon to exit with status 0
