@@ -65,6 +65,26 @@ static const char *pod_field(const struct sandbox *sb, char *buf, size_t cap)
     return log_value(buf, cap, raw);
 }
 
+/* The Go daemon's PeerPod for peerpod-ctrl (kube.h), made once the VM exists and released
+ * once it is deleted; nothing happens outside Kubernetes (d->kube NULL). */
+static bool peerpod_named(const struct sandbox *sb)
+{
+    return sb->pod.pod_name && *sb->pod.pod_name && sb->pod.pod_namespace && *sb->pod.pod_namespace;
+}
+
+static void peerpod_own(struct daemon *d, const struct sandbox *sb)
+{
+    if (peerpod_named(sb))
+        kube_peerpod_own(d->kube, sb->pod.pod_namespace, sb->pod.pod_name, sb->pod_uid, sb->id, d->pops->name,
+                         sb->inst.id[0] ? sb->inst.id : sb->inst.name);
+}
+
+static void peerpod_release(struct daemon *d, const struct sandbox *sb)
+{
+    if (sb->inst.name[0] && peerpod_named(sb))
+        kube_peerpod_release(d->kube, sb->pod.pod_namespace, sb->pod.pod_name, sb->id);
+}
+
 static void op_reply_ok(struct sandbox_op *op)
 {
     if (op->call) {
@@ -335,6 +355,7 @@ static void start_saved_running(void *arg, int err)
         return;
     }
     op->vm_ready = true;
+    peerpod_own(op->d, op->sb);
     if (op->agent_ready) {
         start_answer(op);
         return;
@@ -617,6 +638,7 @@ static void start_rollback_deleted(void *arg, const struct provider_error *err)
         log_error("adaptor", "deleting the pod VM after a failed start failed sandbox=%s vm=%s error=%s", sb->id,
                   sb->inst.name, log_value(e, sizeof(e), err->msg));
     } else {
+        peerpod_release(op->d, sb);
         memset(&sb->inst, 0, sizeof(sb->inst));
     }
     set_phase(sb, SANDBOX_FAILED);
@@ -750,6 +772,7 @@ static void stop_deleted(void *arg, const struct provider_error *err)
         save(op, stop_queued_saved);
         return;
     }
+    peerpod_release(op->d, sb);
     if (sandbox_store_erase(&op->d->store, sb->id, stop_erased, op))
         stop_erased(op, ENOMEM);
 }
@@ -840,6 +863,7 @@ static void rollback_deleted(void *arg, const struct provider_error *err)
         return;
     }
     log_info("adaptor", "rolled back the pod VM of an interrupted StartVM sandbox=%s vm=%s", sb->id, sb->inst.name);
+    peerpod_release(op->d, sb);
     memset(&sb->inst, 0, sizeof(sb->inst));
     save(op, rollback_saved);
 }
@@ -1195,7 +1219,7 @@ static void document_build_queue(struct doc_job *j)
     }
 }
 
-static void document_auth_done(void *arg, char *auth_json, size_t len, const char *err)
+static void document_auth_done(void *arg, char *auth_json, size_t len, const char *err, const char *pod_uid)
 {
     struct doc_job *j = arg;
     struct sandbox_op *op = j->op;
@@ -1212,6 +1236,7 @@ static void document_auth_done(void *arg, char *auth_json, size_t len, const cha
     else if (auth_json)
         log_info("adaptor", "registry credentials from the image pull secrets sandbox=%s pod=%s", op->sb->id,
                  pod_field(op->sb, pod, sizeof(pod)));
+    snprintf(op->sb->pod_uid, sizeof(op->sb->pod_uid), "%s", pod_uid ? pod_uid : "");
     j->auth_json = auth_json;
     j->auth_json_len = len;
     document_build_queue(j);

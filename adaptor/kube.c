@@ -39,6 +39,7 @@ struct kube_pull {
     char ns[KUBEJSON_NAME_MAX + 1], name[KUBEJSON_NAME_MAX + 1];
     enum { PULL_POD, PULL_ACCOUNT, PULL_SECRETS } stage;
     struct kubejson_names sa, pod;
+    char uid[KUBE_UID_MAX];
     size_t next; /* secrets fetched so far: the service account's, then the pod's */
     struct kubejson_auths auths;
     struct kreq *q;
@@ -57,6 +58,16 @@ struct kube_check {
     void *arg;
 };
 
+/* One PeerPod create (pod GET, then POST) or release (PATCH). */
+struct kube_pp {
+    struct kube *k;
+    char ns[KUBEJSON_NAME_MAX + 1], pod[KUBEJSON_NAME_MAX + 1], name[KUBEJSON_NAME_MAX + 1];
+    char *provider, *instance;
+    enum { PP_POD, PP_CREATE, PP_RELEASE } stage;
+    bool release_after; /* StopVM's release came while the create was under way */
+    struct kube_pp *next, *prev;
+};
+
 struct kube {
     uv_loop_t *loop;
     struct http *http;
@@ -66,6 +77,8 @@ struct kube {
     char *token; /* wiped when replaced */
     struct kreq *reqs;
     struct kube_pull *pulls;
+    struct kube_pp *pps;
+    uint64_t pp_absent_until; /* uv_now(): the PeerPod CRD was missing; not asked again before */
     /* token re-reads in the thread pool */
     uv_work_t token_work;
     bool token_busy;
@@ -585,7 +598,7 @@ static void pull_finish(struct kube_pull *p, const char *err)
     uv_timer_stop(&p->deadline);
     p->deadline.data = p;
     uv_close((uv_handle_t *)&p->deadline, pull_closed);
-    p->cb(p->arg, auth, auth ? len : 0, err);
+    p->cb(p->arg, auth, auth ? len : 0, err, p->uid);
 }
 
 static void pull_reply(struct kreq *q, const struct http_response *resp);
@@ -643,6 +656,7 @@ static void pull_reply(struct kreq *q, const struct http_response *resp)
             pull_fail_reading(p, q, resp, what, "Pod");
             return;
         }
+        kubejson_object_uid(resp->body, resp->body_len, p->uid, sizeof(p->uid)); /* "" if it has none */
         kreq_free(q);
         p->stage = PULL_ACCOUNT;
         if (pull_get(p, "/serviceaccounts/", p->pod.service_account))
@@ -721,6 +735,207 @@ int kube_pull_auth(struct kube *k, const char *ns, const char *name, kube_auth_c
     }
     uv_timer_start(&p->deadline, pull_expired, KUBE_PULL_MS, 0);
     return 0;
+}
+
+/* ---- PeerPod objects ------------------------------------------------------------------------ */
+
+static void pp_free(struct kube_pp *pp)
+{
+    struct kube *k = pp->k;
+    if (pp->prev)
+        pp->prev->next = pp->next;
+    else if (k->pps == pp)
+        k->pps = pp->next;
+    if (pp->next)
+        pp->next->prev = pp->prev;
+    free(pp->provider);
+    free(pp->instance);
+    free(pp);
+}
+
+static struct kube_pp *pp_find(struct kube *k, const char *ns, const char *name)
+{
+    for (struct kube_pp *pp = k->pps; pp; pp = pp->next)
+        if (!strcmp(pp->ns, ns) && !strcmp(pp->name, name))
+            return pp;
+    return NULL;
+}
+
+static struct kube_pp *pp_new(struct kube *k, const char *ns, const char *pod, const char *sandbox_id)
+{
+    struct kube_pp *pp = calloc(1, sizeof(*pp));
+    if (!pp)
+        return NULL;
+    if (strlen(ns) > KUBEJSON_NAME_MAX || strlen(pod) > KUBEJSON_NAME_MAX || !*ns ||
+        kubejson_peerpod_name(pod, sandbox_id, pp->name, sizeof(pp->name))) {
+        free(pp);
+        return NULL;
+    }
+    pp->k = k;
+    memcpy(pp->ns, ns, strlen(ns) + 1);
+    memcpy(pp->pod, pod, strlen(pod) + 1);
+    pp->next = k->pps;
+    if (k->pps)
+        k->pps->prev = pp;
+    k->pps = pp;
+    return pp;
+}
+
+static bool pp_absent(struct kube *k)
+{
+    return k->pp_absent_until && uv_now(k->loop) < k->pp_absent_until;
+}
+
+static void pp_reply(struct kreq *q, const struct http_response *resp);
+
+/* The pod GET (PP_POD) or the finalizer PATCH (PP_RELEASE); the POST is pp_create's. */
+static int pp_send(struct kube_pp *pp)
+{
+    char path[PATH_MAX_LEN];
+    if (pp->stage == PP_POD) {
+        const char *parts[] = {"/api/v1/namespaces/", pp->ns, "/pods/", pp->pod};
+        if (api_path(path, sizeof(path), parts, 4))
+            return -1;
+        return kreq_start(pp->k, "GET", path, NULL, NULL, 0, pp_reply, pp) ? 0 : -1;
+    }
+    const char *parts[] = {KUBEJSON_PEERPOD_API "/namespaces/", pp->ns, "/peerpods/", pp->name};
+    char *body = strdup(kubejson_peerpod_release_patch);
+    if (!body || api_path(path, sizeof(path), parts, 4)) {
+        free(body);
+        return -1;
+    }
+    return kreq_start(pp->k, "PATCH", path, "application/json-patch+json", body, strlen(body), pp_reply, pp) ? 0
+                                                                                                               : -1;
+}
+
+static int pp_create(struct kube_pp *pp, const char *pod_uid)
+{
+    char path[PATH_MAX_LEN];
+    size_t len = 0;
+    const char *parts[] = {KUBEJSON_PEERPOD_API "/namespaces/", pp->ns, "/peerpods", NULL};
+    char *body;
+    if (api_path(path, sizeof(path), parts, 4) ||
+        !(body = kubejson_peerpod_body(pp->ns, pp->name, pp->pod, pod_uid, pp->provider, pp->instance, &len)))
+        return -1;
+    pp->stage = PP_CREATE;
+    return kreq_start(pp->k, "POST", path, NULL, body, len, pp_reply, pp) ? 0 : -1;
+}
+
+static void pp_warn(struct kube_pp *pp, const char *what, const struct http_response *resp)
+{
+    char why[400], e[450];
+    describe(resp, why, sizeof(why));
+    bool denied = resp && resp->status == 403;
+    log_warn("kube", "%s the PeerPod failed%s pod=%s/%s peerpod=%s error=%s", what,
+             denied ? " (the service account needs create and patch on peerpods.confidentialcontainers.org: "
+                      "config/base/rbac.yaml)" : "",
+             pp->ns, pp->pod, pp->name, log_value(e, sizeof(e), why));
+}
+
+static void pp_reply(struct kreq *q, const struct http_response *resp)
+{
+    struct kube_pp *pp = q->arg;
+    struct kube *k = pp->k;
+    long status = resp ? resp->status : 0;
+    char uid[KUBEJSON_NAME_MAX + 1];
+    if (!resp || k->stopping) {
+        kreq_free(q);
+        pp_free(pp);
+        return;
+    }
+    switch (pp->stage) {
+    case PP_POD:
+        if (status == 404) {
+            log_info("kube", "the pod is gone: no PeerPod for it pod=%s/%s", pp->ns, pp->pod);
+        } else if (!ok_reply(resp)) {
+            pp_warn(pp, "reading the pod for", resp);
+        } else if (kubejson_object_uid(resp->body, resp->body_len, uid, sizeof(uid))) {
+            log_warn("kube", "no PeerPod for the pod: its reply has no metadata.uid pod=%s/%s", pp->ns, pp->pod);
+        } else {
+            kreq_free(q);
+            if (pp_create(pp, uid)) {
+                log_warn("kube", "creating the PeerPod failed: out of memory pod=%s/%s", pp->ns, pp->pod);
+                pp_free(pp);
+            }
+            return;
+        }
+        break;
+    case PP_CREATE:
+        if (ok_reply(resp) || status == 409) { /* 409: made before (a retried StartVM) */
+            log_info("kube", "PeerPod %s pod=%s/%s peerpod=%s instance=%s", status == 409 ? "exists" : "created",
+                     pp->ns, pp->pod, pp->name, pp->instance);
+            if (pp->release_after) {
+                kreq_free(q);
+                pp->stage = PP_RELEASE;
+                if (pp_send(pp))
+                    pp_free(pp);
+                return;
+            }
+        } else if (status == 404) {
+            /* The pod exists (just read), so the resource type is what is missing. */
+            k->pp_absent_until = uv_now(k->loop) + KUBE_PEERPOD_ABSENT_MS;
+            log_info("kube", "the PeerPod resource (CRD peerpods.confidentialcontainers.org) is not installed: pod VMs "
+                     "get no PeerPod objects for peerpod-ctrl; asked again in %u min pod=%s/%s",
+                     KUBE_PEERPOD_ABSENT_MS / 60000, pp->ns, pp->pod);
+        } else {
+            pp_warn(pp, "creating", resp);
+        }
+        break;
+    case PP_RELEASE:
+        if (ok_reply(resp))
+            log_info("kube", "PeerPod released (finalizer removed) pod=%s/%s peerpod=%s", pp->ns, pp->pod, pp->name);
+        else if (status == 404 || status == 422) /* none, or its finalizer is gone already */
+            log_debug("kube", "no PeerPod finalizer to remove pod=%s/%s peerpod=%s status=%ld", pp->ns, pp->pod,
+                      pp->name, status);
+        else
+            pp_warn(pp, "releasing", resp);
+        break;
+    }
+    kreq_free(q);
+    pp_free(pp);
+}
+
+void kube_peerpod_own(struct kube *k, const char *ns, const char *pod, const char *pod_uid, const char *sandbox_id,
+                      const char *cloud_provider, const char *instance_id)
+{
+    if (!k || k->stopping || k->closed || pp_absent(k) || !*pod || !*instance_id)
+        return;
+    char name[KUBEJSON_NAME_MAX + 1];
+    if (kubejson_peerpod_name(pod, sandbox_id, name, sizeof(name)) == 0 && pp_find(k, ns, name))
+        return; /* already under way */
+    struct kube_pp *pp = pp_new(k, ns, pod, sandbox_id);
+    if (!pp) {
+        log_warn("kube", "no PeerPod for the pod: its name or namespace is not usable pod=%.250s/%.250s", ns, pod);
+        return;
+    }
+    pp->stage = PP_POD;
+    if (!(pp->provider = strdup(cloud_provider)) || !(pp->instance = strdup(instance_id)) ||
+        (pod_uid && *pod_uid ? pp_create(pp, pod_uid) : pp_send(pp))) {
+        log_warn("kube", "creating the PeerPod failed: out of memory pod=%s/%s", pp->ns, pp->pod);
+        pp_free(pp);
+    }
+}
+
+void kube_peerpod_release(struct kube *k, const char *ns, const char *pod, const char *sandbox_id)
+{
+    if (!k || k->stopping || k->closed || !*pod)
+        return;
+    char name[KUBEJSON_NAME_MAX + 1];
+    if (kubejson_peerpod_name(pod, sandbox_id, name, sizeof(name)))
+        return;
+    struct kube_pp *pp = pp_find(k, ns, name);
+    if (pp) {
+        if (pp->stage != PP_RELEASE)
+            pp->release_after = true; /* after the create lands */
+        return;
+    }
+    if (pp_absent(k) || !(pp = pp_new(k, ns, pod, sandbox_id)))
+        return;
+    pp->stage = PP_RELEASE;
+    if (pp_send(pp)) {
+        log_warn("kube", "releasing the PeerPod failed: out of memory pod=%s/%s", pp->ns, pp->pod);
+        pp_free(pp);
+    }
 }
 
 /* ---- startup check ----------------------------------------------------------------------- */
@@ -841,6 +1056,8 @@ void kube_free(struct kube *k)
 {
     if (!k)
         return;
+    while (k->pps) /* their requests were freed by kube_stop */
+        pp_free(k->pps);
     /* The handles were closed by kube_stop (or never started: kube_new failed). */
     free(k->node);
     free(k->uid);

@@ -33,6 +33,7 @@
 #define KUBE_PULL_MS 10000u    /* all the lookups of one pod's pull secrets */
 #define KUBE_RELEASE_MS 5000u  /* the capacity removal at shutdown */
 #define KUBE_RETRY_MAX_MS 30000u
+#define KUBE_PEERPOD_ABSENT_MS 600000u /* a missing PeerPod CRD is asked about again after 10 min */
 
 struct kube;
 struct turn;
@@ -60,9 +61,11 @@ void kube_node_advertise(struct kube *k, uint64_t wait_ms, kube_advertised_cb cb
 /* Collects the pull secrets of pod ns/name. cb runs once, later (never from inside this
  * call): auth_json is the rendered auth.json, owned by the callee (wipe and free with
  * userdata_text_free), or NULL when the pod has no credentials or they could not be read;
- * err is NULL, or why they could not be read (for a log line; no secrets). Returns -1 only
+ * err is NULL, or why they could not be read (for a log line; no secrets); pod_uid is the
+ * pod's metadata.uid when the pod was read (for kube_peerpod_own), else "". Returns -1 only
  * when out of memory (cb does not run). */
-typedef void (*kube_auth_cb)(void *arg, char *auth_json, size_t len, const char *err);
+#define KUBE_UID_MAX 64
+typedef void (*kube_auth_cb)(void *arg, char *auth_json, size_t len, const char *err, const char *pod_uid);
 int kube_pull_auth(struct kube *k, const char *ns, const char *name, kube_auth_cb cb, void *arg);
 
 /* Lists the pods bound to this node and judges them as kubejson_startup_check does. cb runs
@@ -71,6 +74,20 @@ int kube_pull_auth(struct kube *k, const char *ns, const char *name, kube_auth_c
 typedef void (*kube_startup_cb)(void *arg, int verdict, const char *why);
 int kube_startup_check(struct kube *k, const char *runtime_class, int64_t start_unix, kubejson_pod_known_fn known,
                        void *known_arg, kube_startup_cb cb, void *arg);
+
+/* PeerPod objects (spec network-and-operations.md B.4), for peerpod-ctrl: the Go daemon's
+ * off-node record of a pod VM, owned by its Pod and holding a finalizer, so that when the Pod
+ * goes without a StopVM (its node deleted, say), peerpod-ctrl deletes the instance. Named
+ * kubejson_peerpod_name(pod, sandbox_id). Fire and forget: the outcome is logged, never
+ * fatal (the daemon's own records and orphan GC stay the primary cleanup). A missing CRD
+ * (404 on the create) is logged once and not asked about again for KUBE_PEERPOD_ABSENT_MS.
+ *  - own: creates the PeerPod (409 counts as made) owned by the pod with pod_uid (""/NULL:
+ *    the pod is read for it first);
+ *  - release: removes its finalizer once the instance is deleted (404 and 422 count as
+ *    done); a release while the create is under way runs after it. */
+void kube_peerpod_own(struct kube *k, const char *ns, const char *pod, const char *pod_uid, const char *sandbox_id,
+                      const char *cloud_provider, const char *instance_id);
+void kube_peerpod_release(struct kube *k, const char *ns, const char *pod, const char *sandbox_id);
 
 /* Ends pending work (callbacks get errors). With release, the capacity is then removed if
  * this pod still owns the node (bounded by KUBE_RELEASE_MS); the handles close after. */

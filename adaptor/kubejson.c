@@ -168,6 +168,67 @@ out:
     return rc;
 }
 
+/* ---- PeerPod ------------------------------------------------------------------------------- */
+
+const char kubejson_peerpod_release_patch[] = "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]";
+
+int kubejson_peerpod_name(const char *pod, const char *sandbox_id, char *out, size_t cap)
+{
+    static const char mid[] = "-resource-";
+    char sid[9];
+    size_t n = 0;
+    for (; n < 8 && sandbox_id[n]; n++) {
+        char c = sandbox_id[n];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        sid[n] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : 'x';
+    }
+    sid[n] = '\0';
+    size_t pl = strlen(pod), room = KUBEJSON_NAME_MAX - (sizeof(mid) - 1) - n;
+    if (!pl || !n)
+        return -1;
+    if (pl > room)
+        pl = room;
+    while (pl && (pod[pl - 1] == '.' || pod[pl - 1] == '-'))
+        pl--;
+    if (!pl)
+        return -1;
+    int w = snprintf(out, cap, "%.*s%s%s", (int)pl, pod, mid, sid);
+    return w < 0 || (size_t)w >= cap ? -1 : 0;
+}
+
+char *kubejson_peerpod_body(const char *ns, const char *name, const char *pod, const char *pod_uid,
+                            const char *cloud_provider, const char *instance_id, size_t *len)
+{
+    json_t *root = json_pack("{s:s, s:s, s:{s:s, s:s, s:[s], s:[{s:s, s:s, s:s, s:s, s:b, s:b}]}, s:{s:s, s:s}}",
+                             "apiVersion", "confidentialcontainers.org/v1alpha1", "kind", "PeerPod", "metadata",
+                             "name", name, "namespace", ns, "finalizers", KUBEJSON_PEERPOD_FINALIZER,
+                             "ownerReferences", "apiVersion", "v1", "kind", "Pod", "name", pod, "uid", pod_uid,
+                             "controller", 1, "blockOwnerDeletion", 1, "spec", "cloudProvider", cloud_provider,
+                             "instanceID", instance_id);
+    char *out = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (out && len)
+        *len = strlen(out);
+    return out;
+}
+
+int kubejson_object_uid(const char *body, size_t len, char *out, size_t cap)
+{
+    json_t *root = load(body, len, 0), *md;
+    const char *uid = "";
+    int rc = -1;
+    if (json_is_object(root) && !member(root, "metadata", JSON_OBJECT, &md) && !member_str(md, "uid", &uid) &&
+        *uid && strlen(uid) < cap) {
+        memcpy(out, uid, strlen(uid) + 1);
+        rc = 0;
+    }
+    json_decref(root);
+    if (rc && cap)
+        out[0] = '\0';
+    return rc;
+}
+
 /* ---- Pod, ServiceAccount ------------------------------------------------------------------- */
 
 void kubejson_names_clear(struct kubejson_names *names)

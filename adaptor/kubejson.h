@@ -36,7 +36,37 @@ char *kubejson_capacity_add_patch(long long limit, size_t *len);
 /* [{"op":"remove","path":"/status/capacity/kata.peerpods.io~1vm"}] (Go omits the empty value). */
 extern const char kubejson_capacity_remove_patch[];
 
+/* PeerPod objects (spec network-and-operations.md B.4): one per pod VM, owned by its Pod,
+ * carrying the finalizer that peerpod-ctrl acts on when the Pod goes without a StopVM. */
+#define KUBEJSON_PEERPOD_API "/apis/confidentialcontainers.org/v1alpha1"
+#define KUBEJSON_PEERPOD_FINALIZER "peer.pod/finalizer"
+
+/* The PeerPod's name for a sandbox: "<pod>-resource-<the sandbox id's first 8 characters>",
+ * lower-cased, other characters than [a-z0-9] made 'x'; the pod part is shortened (and any
+ * '.' or '-' it then ends with dropped) so the name stays within KUBEJSON_NAME_MAX. Upstream
+ * appends 5 random characters; one derived from the sandbox makes the name known again
+ * after a restart, and a repeated create finds its own object (409). Returns 0, or -1 when
+ * pod or sandbox_id is empty or out[cap] is too small. */
+int kubejson_peerpod_name(const char *pod, const char *sandbox_id, char *out, size_t cap);
+
+/* The PeerPod to POST to KUBEJSON_PEERPOD_API/namespaces/<ns>/peerpods:
+ * {"apiVersion":"confidentialcontainers.org/v1alpha1","kind":"PeerPod",
+ *  "metadata":{"name":..,"namespace":..,"finalizers":["peer.pod/finalizer"],
+ *   "ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":<pod>,"uid":<pod_uid>,
+ *    "controller":true,"blockOwnerDeletion":true}]},
+ *  "spec":{"cloudProvider":..,"instanceID":..}}
+ * NULL only when out of memory or a string is not valid UTF-8. */
+char *kubejson_peerpod_body(const char *ns, const char *name, const char *pod, const char *pod_uid,
+                            const char *cloud_provider, const char *instance_id, size_t *len);
+
+/* JSON patch that drops the finalizer (the Go daemon's): [{"op":"remove","path":"/metadata/finalizers"}] */
+extern const char kubejson_peerpod_release_patch[];
+
 /* ---- replies --------------------------------------------------------------------------- */
+
+/* An object's metadata.uid into out[cap]. Returns 0, or -1 when body is not a JSON object,
+ * the uid is absent, empty, of the wrong type, holds a NUL byte or does not fit. */
+int kubejson_object_uid(const char *body, size_t len, char *out, size_t cap);
 
 /* A Node: its metadata.annotations["kata.peerpods.io/caa-owner"] into owner[cap]. Returns 1
  * when present (a value that does not fit, or holds a NUL byte, counts as present and

@@ -70,6 +70,7 @@ struct sandbox {
     uint8_t *userdata; /* owned; persisted beside the record until the VM exists */
     size_t userdata_len;
     /* Runtime only (not persisted). */
+    char pod_uid[64];      /* the pod's metadata.uid, read with its pull secrets (the PeerPod's owner) */
     struct sandbox_op *op; /* current operation, NULL when idle */
     struct sandbox_op *queue_head, *queue_tail;
     uv_timer_t *retry; /* delete retry timer, owned */

@@ -258,14 +258,18 @@ def main():
         for d in docs:
             if d.get("kind") == "ClusterRole":
                 for r in d.get("rules", []):
-                    for res in r["resources"]:
-                        rules.setdefault(res, set()).update(r["verbs"])
-        check("%s: least RBAC (nodes get/patch, nodes/status patch, pods/secrets/serviceaccounts get/list)" % ov,
+                    for g in r["apiGroups"]:
+                        for res in r["resources"]:
+                            rules.setdefault(res + ("." + g if g else ""), set()).update(r["verbs"])
+        check("%s: least RBAC (nodes get/patch, nodes/status patch, pods/secrets/serviceaccounts get/list, "
+              "peerpods create/patch)" % ov,
               rules == {"nodes": {"get", "patch"}, "nodes/status": {"patch"}, "pods": {"get", "list"},
-                        "secrets": {"get", "list"}, "serviceaccounts": {"get", "list"}}, str(rules))
+                        "secrets": {"get", "list"}, "serviceaccounts": {"get", "list"},
+                        "peerpods.confidentialcontainers.org": {"create", "patch"}}, str(rules))
+        roles = {d["metadata"]["name"] for d in docs if d.get("kind") == "ClusterRole"}
         binds = [d for d in docs if d.get("kind") == "ClusterRoleBinding"]
         check("%s: every ClusterRole bound to the daemon's service account" % ov,
-              len(binds) == 4 and all(b["subjects"] == [{"kind": "ServiceAccount", "name": "cloud-api-adaptor",
+              {b["roleRef"]["name"] for b in binds} == roles and len(binds) == len(roles) and all(b["subjects"] == [{"kind": "ServiceAccount", "name": "cloud-api-adaptor",
                                                           "namespace": "confidential-containers-system"}]
                                       for b in binds))
     entrypoint_checks()

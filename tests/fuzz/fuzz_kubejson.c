@@ -1,7 +1,7 @@
 /* libFuzzer target for adaptor/kubejson.c: the input as every reply the daemon reads from the
  * API server (Node, Pod, ServiceAccount, Secret, PodList, Status), as the docker config
  * inside a Secret (base64'd into one under each key, where a mutator could hardly reach), as
- * an RFC 3339 time and as a pod uid. Invariants: no crash, leak or UB; outputs NUL-terminated
+ * an RFC 3339 time, as a pod uid, and as an object whose metadata.uid is read. Invariants: no crash, leak or UB; outputs NUL-terminated
  * within their buffers; names non-empty; a failed secret leaves the collection unchanged;
  * auth.json and the patches are JSON of their shape; a parsed time is within range and a
  * canonical one formats back to itself. */
@@ -168,6 +168,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = kubejson_startup_check(b, size, "kata-remote", 1796192308, known_odd, NULL, why, sizeof(why));
     CHECK(rc >= -1 && rc <= 1 && strlen(why) < sizeof(why) && (rc == 1) == !*why);
     CHECK(kubejson_startup_check(b, size, "kata-remote", 1796192308, NULL, NULL, NULL, 0) <= rc);
+
+    char uid[40];
+    rc = kubejson_object_uid(b, size, uid, sizeof(uid));
+    CHECK((rc == 0 && *uid && strlen(uid) < sizeof(uid)) || (rc == -1 && !*uid));
 
     char msg[64];
     kubejson_status_message(b, size, msg, sizeof(msg));

@@ -53,6 +53,71 @@ static void test_owner_patch(void **state)
     free(p);
 }
 
+static void test_peerpod_name(void **state)
+{
+    (void)state;
+    char out[KUBEJSON_NAME_MAX + 1];
+    assert_int_equal(kubejson_peerpod_name("web-0", "0A1b2C3d4e5f60718293a4b5c6d7e8f9", out, sizeof(out)), 0);
+    assert_string_equal(out, "web-0-resource-0a1b2c3d");
+    assert_int_equal(kubejson_peerpod_name("p", "ab_.Z", out, sizeof(out)), 0); /* short, odd id */
+    assert_string_equal(out, "p-resource-abxxz");
+    /* The longest pod name: its part is cut so the whole is a valid name of 253. */
+    char pod[KUBEJSON_NAME_MAX + 1];
+    memset(pod, 'a', KUBEJSON_NAME_MAX);
+    pod[KUBEJSON_NAME_MAX] = '\0';
+    pod[KUBEJSON_NAME_MAX - 19] = '.'; /* would be the last kept byte */
+    assert_int_equal(kubejson_peerpod_name(pod, "0123456789abcdef", out, sizeof(out)), 0);
+    assert_int_equal(strlen(out), KUBEJSON_NAME_MAX - 1);
+    assert_non_null(strstr(out, "a-resource-01234567"));
+    assert_null(strstr(out, ".-"));
+    assert_int_equal(kubejson_peerpod_name("", "0123", out, sizeof(out)), -1);
+    assert_int_equal(kubejson_peerpod_name("p", "", out, sizeof(out)), -1);
+    assert_int_equal(kubejson_peerpod_name("--", "0123", out, sizeof(out)), -1);
+    char tiny[8];
+    assert_int_equal(kubejson_peerpod_name("web-0", "0123", tiny, sizeof(tiny)), -1);
+}
+
+static void test_peerpod_body(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *b = kubejson_peerpod_body("team-a", "web-0-resource-0a1b2c3d", "web-0", "6f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
+                                    "azure", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/"
+                                    "virtualMachines/podvm-web-0-0a1b2c3d", &len);
+    expect_text(b, len,
+                "{\"apiVersion\":\"confidentialcontainers.org/v1alpha1\",\"kind\":\"PeerPod\",\"metadata\":{"
+                "\"name\":\"web-0-resource-0a1b2c3d\",\"namespace\":\"team-a\",\"finalizers\":[\"peer.pod/finalizer\"],"
+                "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"name\":\"web-0\","
+                "\"uid\":\"6f1c2d3e-aaaa-bbbb-cccc-0123456789ab\",\"controller\":true,\"blockOwnerDeletion\":true}]},"
+                "\"spec\":{\"cloudProvider\":\"azure\",\"instanceID\":\"/subscriptions/s/resourceGroups/rg/providers/"
+                "Microsoft.Compute/virtualMachines/podvm-web-0-0a1b2c3d\"}}");
+    /* Quotes survive as JSON escapes; invalid UTF-8 is refused. */
+    b = kubejson_peerpod_body("n", "x", "p\"q", "u", "libvirt", "i", &len);
+    assert_non_null(strstr(b, "\"name\":\"p\\\"q\""));
+    free(b);
+    assert_null(kubejson_peerpod_body("n", "x", "p\xff", "u", "libvirt", "i", &len));
+    assert_string_equal(kubejson_peerpod_release_patch, "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]");
+}
+
+static void test_object_uid(void **state)
+{
+    (void)state;
+    char uid[40];
+    static const char pod[] = "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-0\",\"uid\":\"6f1c2d3e-aaaa\"}}";
+    assert_int_equal(kubejson_object_uid(pod, strlen(pod), uid, sizeof(uid)), 0);
+    assert_string_equal(uid, "6f1c2d3e-aaaa");
+    static const char *const bad[] = {
+        "{\"metadata\":{\"name\":\"x\"}}", "{\"metadata\":{\"uid\":\"\"}}", "{\"metadata\":{\"uid\":7}}",
+        "{\"metadata\":[]}", "{}", "[]", "not json", "{\"metadata\":{\"uid\":\"a\\u0000b\"}}",
+        "{\"metadata\":{\"uid\":\"0123456789012345678901234567890123456789\"}}", /* does not fit */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(uid, "stale");
+        assert_int_equal(kubejson_object_uid(bad[i], strlen(bad[i]), uid, sizeof(uid)), -1);
+        assert_string_equal(uid, "");
+    }
+}
+
 static void test_capacity_patches(void **state)
 {
     (void)state;
@@ -809,6 +874,9 @@ int main(void)
         cmocka_unit_test(test_startup_not_podlist),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_status_message),
+        cmocka_unit_test(test_peerpod_name),
+        cmocka_unit_test(test_peerpod_body),
+        cmocka_unit_test(test_object_uid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@ package main
 // independent of the daemon's libcurl client), serving the few calls the daemon makes:
 // Node GET and PATCH (merge patch on the object, JSON patch on the status subresource, both
 // applied to an in-memory Node), Pod, ServiceAccount and Secret GETs, and the PodList of a
-// node by field selector. Every request is checked for a bearer token the fake accepts now
+// node by field selector, and PeerPod objects (confidentialcontainers.org/v1alpha1; create,
+// get, patch) once InstallPeerPodCRD was called, 404 for the resource before. Every request is checked for a bearer token the fake accepts now
 // (401 otherwise) and recorded with its headers and body, and with whether the watched
 // hypervisor socket was listening when it arrived; faults (a status, a reset, a hang) can be
 // queued per call. It also writes the service-account directory the daemon reads.
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,6 +85,7 @@ type FakeKube struct {
 	pods     map[string]map[string]interface{} // "ns/name"
 	sas      map[string]map[string]interface{}
 	secrets  map[string]map[string]interface{}
+	peerpods map[string]map[string]interface{} // "ns/name"; nil: the CRD is not installed
 	requests []KubeRequest
 	faults   []*KubeFault
 	release  chan struct{}
@@ -384,8 +387,91 @@ func kubeReply(w http.ResponseWriter, v interface{}) {
 
 // kubeCall names a request: node-patch, status-patch, node-get, pod-get, sa-get, secret-get,
 // pod-list; "" for anything else.
+// InstallPeerPodCRD makes the peerpods resource exist (empty).
+func (f *FakeKube) InstallPeerPodCRD() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peerpods == nil {
+		f.peerpods = map[string]map[string]interface{}{}
+	}
+}
+
+// PeerPods returns a copy of the PeerPod objects by "ns/name".
+func (f *FakeKube) PeerPods() map[string]map[string]interface{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]map[string]interface{}{}
+	for k, v := range f.peerpods {
+		out[k] = deepCopyJSON(v).(map[string]interface{})
+	}
+	return out
+}
+
+var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// peerpodCreate stores a PeerPod as the API server would (schema of the CRD: apiVersion,
+// kind, metadata, spec.cloudProvider/instanceID strings; nothing else at the top level).
+func (f *FakeKube) peerpodCreate(w http.ResponseWriter, ns string, body []byte) {
+	var o map[string]interface{}
+	if err := json.Unmarshal(body, &o); err != nil {
+		kubeStatus(w, 400, "BadRequest", fmt.Sprintf("invalid body: %v", err))
+		return
+	}
+	md, _ := o["metadata"].(map[string]interface{})
+	spec, _ := o["spec"].(map[string]interface{})
+	name, _ := md["name"].(string)
+	switch {
+	case o["apiVersion"] != "confidentialcontainers.org/v1alpha1" || o["kind"] != "PeerPod":
+		kubeStatus(w, 400, "BadRequest", fmt.Sprintf("the API version in the data (%v) does not match the expected API version (confidentialcontainers.org/v1alpha1) or kind %v", o["apiVersion"], o["kind"]))
+		return
+	case md == nil || spec == nil:
+		kubeStatus(w, 422, "Invalid", "metadata and spec are required")
+		return
+	case len(name) > 253 || !dnsSubdomain.MatchString(name):
+		kubeStatus(w, 422, "Invalid", fmt.Sprintf("PeerPod %q is invalid: metadata.name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters", name))
+		return
+	case md["namespace"] != nil && md["namespace"] != ns:
+		kubeStatus(w, 400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+		return
+	}
+	for k := range o {
+		if k != "apiVersion" && k != "kind" && k != "metadata" && k != "spec" && k != "status" {
+			kubeStatus(w, 400, "BadRequest", fmt.Sprintf("unknown field %q", k))
+			return
+		}
+	}
+	for k, v := range spec {
+		if _, ok := v.(string); !ok || (k != "cloudProvider" && k != "instanceID") {
+			kubeStatus(w, 400, "BadRequest", fmt.Sprintf("spec.%s: unknown field or not a string", k))
+			return
+		}
+	}
+	if f.peerpods[ns+"/"+name] != nil {
+		kubeStatus(w, 409, "AlreadyExists", fmt.Sprintf("peerpods.confidentialcontainers.org %q already exists", name))
+		return
+	}
+	md["namespace"] = ns
+	md["uid"] = "peerpod-uid-" + name
+	md["resourceVersion"] = f.nextRV()
+	md["creationTimestamp"] = time.Now().UTC().Format(time.RFC3339)
+	f.peerpods[ns+"/"+name] = o
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	json.NewEncoder(w).Encode(o)
+}
+
 func kubeCall(method, path string) string {
 	p := strings.Split(strings.Trim(path, "/"), "/")
+	if len(p) >= 6 && p[0] == "apis" && p[1] == "confidentialcontainers.org" && p[2] == "v1alpha1" &&
+		p[3] == "namespaces" && p[5] == "peerpods" {
+		switch {
+		case len(p) == 6 && method == "POST":
+			return "peerpod-create"
+		case len(p) == 7:
+			return map[string]string{"GET": "peerpod-get", "PATCH": "peerpod-patch"}[method]
+		}
+		return ""
+	}
 	if len(p) < 3 || p[0] != "api" || p[1] != "v1" {
 		return ""
 	}
@@ -577,6 +663,33 @@ func (f *FakeKube) serve(w http.ResponseWriter, r *http.Request, call string, bo
 		}
 		kubeReply(w, map[string]interface{}{"kind": "PodList", "apiVersion": "v1",
 			"metadata": map[string]interface{}{"resourceVersion": strconv.Itoa(f.rv)}, "items": items})
+	case "peerpod-create", "peerpod-get", "peerpod-patch":
+		if f.peerpods == nil {
+			kubeStatus(w, 404, "NotFound", "the server could not find the requested resource")
+			return
+		}
+		if call == "peerpod-create" {
+			f.peerpodCreate(w, p[4], body)
+			return
+		}
+		o := f.peerpods[p[4]+"/"+p[6]]
+		if o == nil {
+			kubeStatus(w, 404, "NotFound", fmt.Sprintf("peerpods.confidentialcontainers.org %q not found", p[6]))
+			return
+		}
+		if call == "peerpod-patch" {
+			patched, code, msg := applyPatch(o, r.Header.Get("Content-Type"), body)
+			if code != 0 {
+				kubeStatus(w, code, http.StatusText(code), msg)
+				return
+			}
+			if md, ok := patched["metadata"].(map[string]interface{}); ok {
+				md["resourceVersion"] = f.nextRV()
+			}
+			f.peerpods[p[4]+"/"+p[6]] = patched
+			o = patched
+		}
+		kubeReply(w, o)
 	default:
 		kubeStatus(w, 404, "NotFound", "the server could not find the requested resource")
 	}

@@ -10,6 +10,7 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -508,7 +509,7 @@ func scKubeTokenRotation(t *T) {
 	k.f.AcceptTokens(t2)
 	n := len(k.f.Requests())
 	files, id, _ := podVM(t, d, "rotated", ns)
-	got := k.since(n)
+	got := kubeOnly(k.since(n), "pod-get", "sa-get", "secret-get") // not the PeerPod create (no CRD here)
 	if a, ok := authJSON(files); !ok || a != `{"auths":{"quay.io":{"auth":"`+auth+`"}}}`+"\n" {
 		t.Errorf("auth.json after the rotation: present %v, %d bytes, want the quay.io credential; requests:%s", ok, len(a), kubeList(got))
 	}
@@ -889,4 +890,146 @@ func scKubeIPv6(t *T) {
 	t.Logf("KUBERNETES_SERVICE_HOST=%s", f.Host)
 	k.expectSeq("start-up over IPv6", f.Requests(), token, k.wantOwner(uid), k.wantCapacity(10))
 	sigtermExit(t, d, 10*time.Second)
+}
+
+// ---------------------------------------------------------------------------
+// PeerPod objects for peerpod-ctrl (spec network-and-operations.md B.4).
+
+func peerpodName(pod, id string) string { return pod + "-resource-" + id[:8] }
+
+// waitPeerPod waits until the PeerPod ns/name satisfies ok; the last state (nil: absent) on
+// failure.
+func (k *kubeRig) waitPeerPod(ns, name string, ok func(o map[string]interface{}) bool) (bool, map[string]interface{}) {
+	var o map[string]interface{}
+	done := waitFor(5*time.Second, func() bool {
+		o = k.f.PeerPods()[ns+"/"+name]
+		return ok(o)
+	})
+	return done, o
+}
+
+func hasFinalizer(o map[string]interface{}) bool {
+	md, _ := o["metadata"].(map[string]interface{})
+	f, _ := md["finalizers"].([]interface{})
+	return len(f) == 1 && f[0] == "peer.pod/finalizer"
+}
+
+// With the CRD installed, a pod VM gets a PeerPod owned by its Pod (name, uid, controller),
+// naming the provider and instance, with peerpod-ctrl's finalizer; StopVM removes the
+// finalizer after the VM is deleted — also when a restarted daemon does the StopVM, and
+// only once a failing delete has succeeded. The pod's uid comes from the pull-secret read:
+// one pod GET per pod, as before.
+func scKubePeerPod(t *T) {
+	k := startKube(t, "worker-pp")
+	defer k.f.Close()
+	k.f.InstallPeerPodCRD()
+	ns := "team-pp"
+	for _, p := range []string{"web-0", "web-1", "web-2"} {
+		k.putPod(ns, p, "kata-remote", "False", time.Time{})
+	}
+	t.env = k.env(kubeUID())
+	d := t.StartDaemon("-fake-delete-fail-count", "0")
+	n := len(k.f.Requests())
+	_, id, _ := podVM(t, d, "web-0", ns)
+	name := peerpodName("web-0", id)
+	ok, o := k.waitPeerPod(ns, name, func(o map[string]interface{}) bool { return o != nil })
+	if !ok {
+		t.Fatalf("no PeerPod %s/%s after StartVM:%s", ns, name, kubeList(k.since(n)))
+	}
+	want := map[string]interface{}{
+		"apiVersion": "confidentialcontainers.org/v1alpha1", "kind": "PeerPod",
+		"spec": map[string]interface{}{"cloudProvider": "fake", "instanceID": "fake-" + instanceName("web-0", id)},
+	}
+	for key, v := range want {
+		if got, _ := json.Marshal(o[key]); string(got) != mustJSON(v) {
+			t.Errorf("PeerPod %s: %s = %s, want %s", name, key, got, mustJSON(v))
+		}
+	}
+	md, _ := o["metadata"].(map[string]interface{})
+	owners, _ := md["ownerReferences"].([]interface{})
+	wantOwner := `[{"apiVersion":"v1","blockOwnerDeletion":true,"controller":true,"kind":"Pod","name":"web-0","uid":"pod-uid-web-0"}]`
+	if got, _ := json.Marshal(owners); string(got) != wantOwner {
+		t.Errorf("PeerPod %s: ownerReferences %s, want %s", name, got, wantOwner)
+	}
+	if !hasFinalizer(o) {
+		t.Errorf("PeerPod %s: finalizers %v, want [peer.pod/finalizer]", name, md["finalizers"])
+	}
+	if pg := kubeOnly(k.since(n), "pod-get"); len(pg) != 1 {
+		t.Errorf("%d pod GETs for one pod, want 1 (the uid comes with the pull secrets):%s", len(pg), kubeList(pg))
+	}
+	// StopVM: VM deleted, then the finalizer removed with the Go daemon's JSON patch.
+	n = len(k.f.Requests())
+	mustOK(t, "StopVM web-0", d.StopVM(id))
+	if ok, o := k.waitPeerPod(ns, name, func(o map[string]interface{}) bool { return o != nil && !hasFinalizer(o) }); !ok {
+		t.Errorf("PeerPod %s keeps its finalizer after StopVM: %v%s", name, o, kubeList(k.since(n)))
+	}
+	if p := kubeOnly(k.since(n), "peerpod-patch"); len(p) != 1 || p[0].Body != `[{"op":"remove","path":"/metadata/finalizers"}]` ||
+		p[0].ContentType != "application/json-patch+json" {
+		t.Errorf("release: want one JSON patch removing /metadata/finalizers:%s", kubeList(p))
+	}
+
+	// A restart between StartVM and StopVM: the new daemon knows the name.
+	_, id1, _ := podVM(t, d, "web-1", ns)
+	name1 := peerpodName("web-1", id1)
+	if ok, _ := k.waitPeerPod(ns, name1, hasFinalizer); !ok {
+		t.Fatalf("no PeerPod %s after StartVM", name1)
+	}
+	sigtermExit(t, d, 10*time.Second)
+	d = t.StartDaemonDirs(d.Dirs, "-fake-delete-fail-count", "2")
+	mustOK(t, "StopVM web-1 (restarted daemon, first delete fails)", d.StopVM(id1))
+	// The delete failed and is queued: the finalizer stays until the VM is really gone.
+	if o := k.f.PeerPods()[ns+"/"+name1]; !hasFinalizer(o) {
+		t.Errorf("PeerPod %s lost its finalizer while the VM delete was still failing", name1)
+	}
+	if ok, o := k.waitPeerPod(ns, name1, func(o map[string]interface{}) bool { return o != nil && !hasFinalizer(o) }); !ok {
+		t.Errorf("PeerPod %s keeps its finalizer after the queued delete succeeded: %v", name1, o)
+	}
+	if !waitFor(5*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.FakeDir, instanceName("web-1", id1))) }) {
+		t.Errorf("VM of web-1 not deleted")
+	}
+
+	// A pod whose PeerPod create is refused (RBAC): the pod still runs, one warning says why.
+	k.f.AddFault(KubeFault{Call: "peerpod-create", Status: 403, Times: 1})
+	_, id2, _ := podVM(t, d, "web-2", ns)
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(string(mustReadFile(t, d.LogPath)), "needs create and patch on peerpods") }) {
+		t.Errorf("no warning naming the missing PeerPod rights after a 403")
+	}
+	mustOK(t, "StopVM web-2", d.StopVM(id2))
+	if len(k.f.PeerPods()) != 2 {
+		t.Errorf("PeerPods: %v, want web-0's and web-1's only", k.f.PeerPods())
+	}
+}
+
+// Without the CRD the pods run as before; the daemon says so once and does not ask again
+// for every pod (a 404 per pod filled the Go daemon's logs, upstream #1315).
+func scKubePeerPodNoCRD(t *T) {
+	k := startKube(t, "worker-nocrd")
+	defer k.f.Close()
+	ns := "plain"
+	for _, p := range []string{"a", "b", "c"} {
+		k.putPod(ns, p, "kata-remote", "False", time.Time{})
+	}
+	t.env = k.env(kubeUID())
+	d := t.StartDaemon()
+	n := len(k.f.Requests())
+	var ids []string
+	for _, p := range []string{"a", "b", "c"} {
+		_, id, _ := podVM(t, d, p, ns)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		mustOK(t, "StopVM", d.StopVM(id))
+	}
+	got := kubeOnly(k.since(n), "peerpod-create", "peerpod-patch", "peerpod-get")
+	if len(got) != 1 || got[0].Call != "peerpod-create" || got[0].Status != 404 {
+		t.Errorf("without the CRD: want one PeerPod create (404) and nothing more:%s", kubeList(got))
+	}
+	if c := strings.Count(string(mustReadFile(t, d.LogPath)), "is not installed"); c != 1 {
+		t.Errorf("%d log lines about the missing PeerPod CRD, want 1", c)
+	}
+}
+
+func mustJSON(v interface{}) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

@@ -13,10 +13,12 @@ var kubeCallRights = map[string][2]string{
 	"node-get": {"nodes", "get"}, "node-patch": {"nodes", "patch"}, "status-patch": {"nodes/status", "patch"},
 	"pod-get": {"pods", "get"}, "pod-list": {"pods", "list"}, "sa-get": {"serviceaccounts", "get"},
 	"secret-get": {"secrets", "get"},
+	"peerpod-create": {"peerpods.confidentialcontainers.org", "create"},
+	"peerpod-patch":  {"peerpods.confidentialcontainers.org", "patch"},
 }
 
-// rbacRights reads the core-group rules of config/base/rbac.yaml (flow lists, as we write
-// them) into "resource verb" pairs.
+// rbacRights reads the rules of config/base/rbac.yaml (flow lists, as we write them) into
+// "resource verb" pairs; resources of another group than the core one are "resource.group".
 func rbacRights(path string) (map[string]bool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -32,11 +34,20 @@ func rbacRights(path string) (map[string]bool, error) {
 		}
 		return out
 	}
-	re := regexp.MustCompile(`(?m)^- apiGroups: \[""\]\n  resources: (\[[^\]]*\])\n  verbs: (\[[^\]]*\])`)
+	re := regexp.MustCompile(`(?m)^- apiGroups: (\[[^\]]*\])\n  resources: (\[[^\]]*\])\n  verbs: (\[[^\]]*\])`)
 	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
-		for _, r := range list(m[1]) {
-			for _, v := range list(m[2]) {
-				rights[r+" "+v] = true
+		groups := list(m[1])
+		if strings.TrimSpace(m[1]) == `[""]` {
+			groups = []string{""}
+		}
+		for _, g := range groups {
+			for _, r := range list(m[2]) {
+				if g != "" {
+					r += "." + g
+				}
+				for _, v := range list(m[3]) {
+					rights[r+" "+v] = true
+				}
 			}
 		}
 	}

@@ -64,6 +64,8 @@ func scenarios() []scenario {
 		{"kube_startup_probe_restart", scKubeStartupRestart},
 		{"kube_not_configured", scKubeNotConfigured},
 		{"kube_ipv6_service_host", scKubeIPv6},
+		{"kube_peerpod", scKubePeerPod},
+		{"kube_peerpod_no_crd", scKubePeerPodNoCRD},
 		{"kube_rbac_covers_calls", scKubeRBAC}, // after the kube_ scenarios: checks the calls they saw
 	}
 }
