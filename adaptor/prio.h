@@ -1,13 +1,14 @@
 /* prio: the event loop thread's CPU priority, set once at start-up.
  *
  * Every shim call, relayed agent call and cloud reply waits for the one loop thread. On a busy
- * small node the loop, woken by a call, often waited a whole scheduler tick (4 ms at HZ=250)
- * behind a CPU-bound neighbour before it ran (perf sched; azure_concurrent_100's slowest
- * Version answers). A lower nice value gives the loop a larger share and an earlier deadline,
- * so the scheduler runs it at once when it wakes; it uses little CPU, so what it takes from
- * others is small. Only the loop thread is raised: the thread pool (blocking libvirt, netns
- * and fsync work) is started first and keeps the process's priority, so it never competes
- * with the loop.
+ * small node the loop, woken by a call, often waited a scheduler tick or two (4 ms at HZ=250)
+ * behind CPU-bound threads, the daemon's own pool threads among them, before it ran (perf
+ * sched; azure_concurrent_100's slowest Version answers). A lower nice value gives the loop a
+ * larger share and an earlier deadline, so at the next scheduling decision it runs first; it
+ * uses little CPU, so what it takes from others is small. Nice values rank threads within one
+ * CPU cgroup (in Kubernetes: the daemon's pod). Only the loop thread is raised: the thread
+ * pool (key generation, TLS handshakes, blocking libvirt, netns and fsync work) is started
+ * first and keeps the process's priority.
  *
  * Owns nothing after prio_loop_raise returns (its no-op pool job frees itself). */
 #ifndef ADAPTOR_PRIO_H

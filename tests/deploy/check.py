@@ -164,8 +164,10 @@ def daemonset_contract(ds, overlay, daemon):
         return
     c = cons[0]
     sc = c.get("securityContext", {})
-    check("%s: NET_ADMIN and SYS_ADMIN, not privileged" % overlay,
-          sorted(sc.get("capabilities", {}).get("add", [])) == ["NET_ADMIN", "SYS_ADMIN"] and not sc.get("privileged"),
+    # SYS_NICE is ours (the loop thread's -loop-nice); the upstream chart's two are kept.
+    check("%s: NET_ADMIN, SYS_ADMIN and SYS_NICE, not privileged" % overlay,
+          sorted(sc.get("capabilities", {}).get("add", [])) == ["NET_ADMIN", "SYS_ADMIN", "SYS_NICE"] and
+          not sc.get("privileged"),
           str(sc))
     check("%s: entrypoint command" % overlay, c.get("command") == ["/usr/local/bin/entrypoint.sh"])
     ef = c.get("envFrom", [])

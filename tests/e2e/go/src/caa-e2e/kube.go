@@ -991,7 +991,9 @@ func scKubePeerPod(t *T) {
 	// A pod whose PeerPod create is refused (RBAC): the pod still runs, one warning says why.
 	k.f.AddFault(KubeFault{Call: "peerpod-create", Status: 403, Times: 1})
 	_, id2, _ := podVM(t, d, "web-2", ns)
-	if !waitFor(5*time.Second, func() bool { return strings.Contains(string(mustReadFile(t, d.LogPath)), "needs create and patch on peerpods") }) {
+	if !waitFor(5*time.Second, func() bool {
+		return strings.Contains(string(mustReadFile(t, d.LogPath)), "needs create and patch on peerpods")
+	}) {
 		t.Errorf("no warning naming the missing PeerPod rights after a 403")
 	}
 	mustOK(t, "StopVM web-2", d.StopVM(id2))

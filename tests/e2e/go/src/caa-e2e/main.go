@@ -53,10 +53,11 @@ func run() (rc int) {
 	echoSock := flag.String("ttrpc-echo", "", "serve Version on this socket with Go's containerd/ttrpc until killed (server benchmark)")
 	benchSrv := flag.Int("bench-server", 0, "run the server benchmark with this many Version calls per run (tests/bench/server.sh)")
 	benchLc := flag.Int("bench-lifecycle", 0, "run only the lifecycle part of the server benchmark (pods dir on tmpfs) this many times")
-	probe := flag.String("probe-version", "", "send Version to the daemon at this socket every 20 ms until stdin closes, then print the latencies")
+	probe := flag.String("probe-version", "", "send Version to the daemon at this socket every 10 ms until stdin closes (fd 3 gets a byte after the first), then print the round trips")
+	probePid := flag.Int("probe-pid", 0, "with -probe-version: the daemon's pid, whose loop thread's CPU time and run-queue wait each probe also reads")
 	flag.Parse()
 	if *probe != "" {
-		return runProbe(*probe)
+		return runProbe(*probe, *probePid)
 	}
 	if *echoSock != "" {
 		return serveTTRPCEcho(*echoSock)

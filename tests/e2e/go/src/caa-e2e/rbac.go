@@ -12,7 +12,7 @@ import (
 var kubeCallRights = map[string][2]string{
 	"node-get": {"nodes", "get"}, "node-patch": {"nodes", "patch"}, "status-patch": {"nodes/status", "patch"},
 	"pod-get": {"pods", "get"}, "pod-list": {"pods", "list"}, "sa-get": {"serviceaccounts", "get"},
-	"secret-get": {"secrets", "get"},
+	"secret-get":     {"secrets", "get"},
 	"peerpod-create": {"peerpods.confidentialcontainers.org", "create"},
 	"peerpod-patch":  {"peerpods.confidentialcontainers.org", "patch"},
 }
