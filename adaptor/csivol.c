@@ -169,6 +169,81 @@ static const char *jstr(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
+#define UIDPART_MAX 300
+
+/* "/pods/<uid>/", the part of a volume's path that names its pod; "" without a uid. */
+static void uid_part(char out[UIDPART_MAX], const char *uid)
+{
+    out[0] = '\0';
+    if (uid && *uid)
+        snprintf(out, UIDPART_MAX, "/pods/%s/", uid);
+}
+
+/* The cloud disk of direct volume v, if it is a CSI volume (of the pod named by uidpart,
+ * when not "") with a mountInfo.json that names one: borrowed from *info, which the caller
+ * frees with *path. NULL (nothing to free) otherwise. */
+static const char *volume_disk(const struct csivol_volume *v, const char *uidpart, char **path, json_t **info)
+{
+    *path = csivol_path_of(v->name);
+    *info = NULL;
+    if (*path && strstr(*path, CSI_MARKER) && (!*uidpart || strstr(*path, uidpart)) && v->info_json) {
+        *info = json_loads(v->info_json, 0, NULL);
+        if (json_is_object(*info)) {
+            const char *disk = jstr(json_object_get(*info, "metadata"), "cloud-volume-path");
+            if (!*disk)
+                disk = jstr(*info, "device");
+            if (*disk)
+                return disk;
+        }
+    }
+    json_decref(*info);
+    free(*path);
+    *info = NULL;
+    *path = NULL;
+    return NULL;
+}
+
+int csivol_disks(const struct csivol_volume *v, size_t n_volumes, const char *pod_uid, char ***disks, size_t *n)
+{
+    char uidpart[UIDPART_MAX];
+    uid_part(uidpart, pod_uid);
+    *disks = NULL;
+    *n = 0;
+    char **out = calloc(n_volumes ? n_volumes : 1, sizeof(*out));
+    if (!out)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n_volumes; i++) {
+        char *path;
+        json_t *info;
+        const char *disk = volume_disk(&v[i], uidpart, &path, &info);
+        if (!disk)
+            continue;
+        out[k] = strdup(disk);
+        json_decref(info);
+        free(path);
+        if (!out[k]) {
+            csivol_disks_free(out, k);
+            return -1;
+        }
+        k++;
+    }
+    if (!k) {
+        free(out);
+        out = NULL;
+    }
+    *disks = out;
+    *n = k;
+    return 0;
+}
+
+void csivol_disks_free(char **disks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(disks[i]);
+    free(disks);
+}
+
 int csivol_annotations(const struct csivol_mount *m, size_t n_mounts, const struct csivol_volume *v,
                        size_t n_volumes, const char *existing_target_path, const char *sandbox_uid,
                        char **target_path, char **cloud_volumes)
@@ -203,30 +278,15 @@ int csivol_annotations(const struct csivol_mount *m, size_t n_mounts, const stru
     if (!ents)
         goto oom;
     unsigned idx = 0;
-    char uidpart[300] = "";
-    if (sandbox_uid && *sandbox_uid)
-        snprintf(uidpart, sizeof(uidpart), "/pods/%s/", sandbox_uid);
+    char uidpart[UIDPART_MAX];
+    uid_part(uidpart, sandbox_uid);
     for (size_t k = 0; k < n_volumes; k++) {
-        char *path = csivol_path_of(v[k].name);
-        if (!path || !strstr(path, CSI_MARKER) || (*uidpart && !strstr(path, uidpart)) || !v[k].info_json) {
-            free(path);
-            continue;
-        }
-        json_t *info = json_loads(v[k].info_json, 0, NULL);
-        if (!json_is_object(info)) {
-            json_decref(info);
-            free(path);
-            continue;
-        }
-        json_t *md = json_object_get(info, "metadata");
-        const char *disk = jstr(md, "cloud-volume-path");
-        if (!*disk)
-            disk = jstr(info, "device");
-        if (!*disk) {
-            json_decref(info);
-            free(path);
+        char *path;
+        json_t *info;
+        const char *disk = volume_disk(&v[k], uidpart, &path, &info);
+        if (!disk)
             continue; /* no disk: the index is not advanced */
-        }
+        json_t *md = json_object_get(info, "metadata");
         const char *fstype = *jstr(info, "fstype") ? jstr(info, "fstype") : "ext4";
         const char *dst = NULL;
         for (size_t i = 0; i < n_mounts && !dst; i++)

@@ -34,6 +34,15 @@ int csivol_annotations(const struct csivol_mount *m, size_t n_mounts, const stru
                        size_t n_volumes, const char *existing_target_path, const char *sandbox_uid,
                        char **target_path, char **cloud_volumes);
 
+/* The cloud disks to attach to the pod VM (spec protocols.md 2.4 step 5): per CSI volume with
+ * a disk in its mountInfo.json (metadata["cloud-volume-path"], else "device"), in the order of
+ * volumes (sorted by name), so disk i is LUN i, as in the cloud_volumes annotation. pod_uid
+ * non-empty keeps only that pod's volumes (the Go daemon's filter never engages: kata sends
+ * no uid with CreateVM). Returns 0 with *disks (NULL when *n is 0; csivol_disks_free), or -1
+ * on allocation failure. */
+int csivol_disks(const struct csivol_volume *v, size_t n_volumes, const char *pod_uid, char ***disks, size_t *n);
+void csivol_disks_free(char **disks, size_t n);
+
 /* base64url with padding of s, as kata names direct-volume directories; malloc'd. */
 char *csivol_name_of(const char *s);
 /* The path a direct-volume name stands for, malloc'd, NULL if the name does not decode. */

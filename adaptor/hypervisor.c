@@ -9,6 +9,8 @@
 #include <sys/un.h>
 
 #include "../providers/instance.h"
+#include "csivol.h"
+#include "dvdir.h"
 #include "hypervisor.pb-c.h"
 #include "log.h"
 #include "podvminfo.pb-c.h"
@@ -532,6 +534,108 @@ static void start_try_running(struct sandbox_op *op)
     save(op, start_saved_running);
 }
 
+static void start_create(struct sandbox_op *op, const char *const *disks, size_t n_disks)
+{
+    struct daemon *d = op->d;
+    struct sandbox *sb = op->sb;
+    static const char no_userdata[] = "#cloud-config\n";
+    struct provider_create_req req = {
+        .sandbox_id = sb->id,
+        .instance_name = sb->inst.name,
+        .pod = &sb->pod,
+        .userdata = sb->userdata ? sb->userdata : (const uint8_t *)no_userdata,
+        .userdata_len = sb->userdata ? sb->userdata_len : sizeof(no_userdata) - 1,
+        .deadline = op->call ? ttrpc_call_deadline(op->call) : 0,
+        .data_disks = disks,
+        .n_data_disks = n_disks,
+    };
+    static const struct provider_create_cbs cbs = {start_on_address, start_created};
+    op->provider_t0 = uv_now(d->loop);
+    op->pop = d->pops->create(d->prov, &req, &cbs, op);
+    if (!op->pop) {
+        /* The provider could not even start: nothing of this VM exists. */
+        struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED};
+        snprintf(e.msg, sizeof(e.msg), "%s provider: cannot start creating the instance (out of resources)",
+                 d->pops->name);
+        start_created(op, &e, NULL);
+    }
+}
+
+/* The pod's CSI cloud volumes (spec protocols.md 2.4 step 5), read from kata's direct-volumes
+ * directory in the thread pool just before the create, for providers that attach them. Only
+ * this pod's volumes when the daemon knows its uid (from the pod read of CreateVM). */
+struct vol_job {
+    uv_work_t w;
+    struct sandbox_op *op;
+    char *dir;
+    char uid[sizeof(((struct sandbox *)0)->pod_uid)];
+    char **disks;
+    size_t n;
+    bool oom;
+};
+
+static void vol_job_run(uv_work_t *w)
+{
+    struct vol_job *j = (struct vol_job *)w;
+    struct csivol_volume *v;
+    size_t nv;
+    dvdir_read(j->dir, &v, &nv);
+    j->oom = csivol_disks(v, nv, j->uid, &j->disks, &j->n) != 0;
+    dvdir_free(v, nv);
+}
+
+static void vol_job_free(struct vol_job *j)
+{
+    csivol_disks_free(j->disks, j->n);
+    free(j->dir);
+    free(j);
+}
+
+static void vol_job_done(uv_work_t *w, int status)
+{
+    struct vol_job *j = (struct vol_job *)w;
+    struct sandbox_op *op = j->op;
+    if (op->d->shutting_down) {
+        vol_job_free(j);
+        return;
+    }
+    if (op->failed || op->cancel_code) {
+        vol_job_free(j);
+        start_rollback(op);
+        return;
+    }
+    if (status || j->oom) {
+        vol_job_free(j);
+        struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED};
+        snprintf(e.msg, sizeof(e.msg), "reading the pod's CSI volumes: out of memory");
+        start_created(op, &e, NULL);
+        return;
+    }
+    if (j->n) {
+        char pod[2 * POD_FIELD_MAX];
+        log_info("adaptor", "StartVM: attaching the pod's CSI volumes as data disks sandbox=%s pod=%s count=%zu",
+                 op->sb->id, pod_field(op->sb, pod, sizeof(pod)), j->n);
+    }
+    start_create(op, (const char *const *)j->disks, j->n);
+    vol_job_free(j);
+}
+
+static void volumes_scan_start(struct sandbox_op *op)
+{
+    struct vol_job *j = calloc(1, sizeof(*j));
+    const char *dir = op->d->cfg.direct_volumes_dir ? op->d->cfg.direct_volumes_dir : CSIVOL_DIRECT_VOLUMES_DIR;
+    if (j && (j->dir = strdup(dir))) {
+        j->op = op;
+        snprintf(j->uid, sizeof(j->uid), "%s", op->sb->pod_uid);
+        if (uv_queue_work(op->d->loop, &j->w, vol_job_run, vol_job_done) == 0)
+            return;
+    }
+    if (j)
+        vol_job_free(j);
+    struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED, .msg = "cannot queue the scan of the pod's CSI volumes"};
+    start_created(op, &e, NULL);
+}
+
 static void start_saved_starting(void *arg, int err)
 {
     struct sandbox_op *op = arg;
@@ -551,25 +655,10 @@ static void start_saved_starting(void *arg, int err)
         start_rollback(op);
         return;
     }
-    static const char no_userdata[] = "#cloud-config\n";
-    struct provider_create_req req = {
-        .sandbox_id = sb->id,
-        .instance_name = sb->inst.name,
-        .pod = &sb->pod,
-        .userdata = sb->userdata ? sb->userdata : (const uint8_t *)no_userdata,
-        .userdata_len = sb->userdata ? sb->userdata_len : sizeof(no_userdata) - 1,
-        .deadline = op->call ? ttrpc_call_deadline(op->call) : 0,
-    };
-    static const struct provider_create_cbs cbs = {start_on_address, start_created};
-    op->provider_t0 = uv_now(d->loop);
-    op->pop = d->pops->create(d->prov, &req, &cbs, op);
-    if (!op->pop) {
-        /* The provider could not even start: nothing of this VM exists. */
-        struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED};
-        snprintf(e.msg, sizeof(e.msg), "%s provider: cannot start creating the instance (out of resources)",
-                 d->pops->name);
-        start_created(op, &e, NULL);
-    }
+    if (d->pops->attaches_volumes)
+        volumes_scan_start(op);
+    else
+        start_create(op, NULL, 0);
 }
 
 static void start_run(struct sandbox_op *op)

@@ -4,7 +4,6 @@
 #include "proxy.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,6 +15,7 @@
 
 #include "ccedit.h"
 #include "csivol.h"
+#include "dvdir.h"
 #include "log.h"
 #include "tls.h"
 #include "ttrpc.h"
@@ -493,7 +493,6 @@ static void call_timer_fire(uv_timer_t *t)
 
 static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owned);
 
-#define INFO_MAX (64u << 10)
 
 struct cc_job {
     uv_work_t w;
@@ -538,27 +537,6 @@ static void mount_add(void *arg, const uint8_t *dst, size_t dl, const uint8_t *s
     l->n++;
 }
 
-static char *file_slurp(int dirfd, const char *name)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    char *buf = malloc(INFO_MAX + 1);
-    ssize_t n = buf ? read(fd, buf, INFO_MAX) : -1;
-    close(fd);
-    if (n < 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct csivol_volume *)a)->name, ((const struct csivol_volume *)b)->name);
-}
-
 /* Worker thread: the direct volumes kata published, then the annotation edits. */
 static void cc_job_run(uv_work_t *w)
 {
@@ -569,39 +547,13 @@ static void cc_job_run(uv_work_t *w)
         return; /* forwarded as it came: the agent answers it */
     struct mount_list ml = {0};
     struct csivol_volume *vols = NULL;
-    size_t nv = 0, capv = 0;
+    size_t nv = 0;
     struct ccedit_annotation set[3];
     size_t nset = 0;
     char *tp = NULL, *cv = NULL, *existing = NULL, *uid = NULL;
     if (ccedit_mounts(r.payload.data, r.payload.len, mount_add, &ml) < 0 || ml.oom)
         goto out;
-    DIR *dir = opendir(j->dir);
-    for (struct dirent *e; dir && (e = readdir(dir));) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (nv == capv) {
-            size_t cap = capv ? capv * 2 : 8;
-            struct csivol_volume *nvv = realloc(vols, cap * sizeof(*nvv));
-            if (!nvv)
-                break;
-            vols = nvv;
-            capv = cap;
-        }
-        int sub = openat(dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (sub < 0)
-            continue; /* not a directory */
-        vols[nv].name = strdup(e->d_name);
-        vols[nv].info_json = file_slurp(sub, "mountInfo.json");
-        close(sub);
-        if (vols[nv].name)
-            nv++;
-        else
-            free((char *)vols[nv].info_json);
-    }
-    if (dir)
-        closedir(dir);
-    if (nv)
-        qsort(vols, nv, sizeof(*vols), name_cmp);
+    dvdir_read(j->dir, &vols, &nv);
     existing = ccedit_annotation_get(r.payload.data, r.payload.len, CSIVOL_ANNOTATION_TARGET_PATH);
     uid = ccedit_annotation_get(r.payload.data, r.payload.len, CSIVOL_ANNOTATION_SANDBOX_UID);
     if (csivol_annotations(ml.v, ml.n, vols, nv, existing, uid, &tp, &cv))
@@ -634,11 +586,7 @@ out:
         free((char *)ml.v[i].src);
     }
     free(ml.v);
-    for (size_t i = 0; i < nv; i++) {
-        free((char *)vols[i].name);
-        free((char *)vols[i].info_json);
-    }
-    free(vols);
+    dvdir_free(vols, nv);
     free(existing);
     free(uid);
     free(tp);

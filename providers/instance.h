@@ -26,6 +26,7 @@ struct instance_type {
     uint32_t vcpus;
     uint32_t memory_mib;
     uint32_t gpus;
+    uint32_t max_data_disks; /* 0 = not known (Azure: maxDataDiskCount) */
 };
 
 /* Stable ascending sort by (gpus, memory_mib, vcpus); ties keep their given order. */

@@ -49,6 +49,10 @@ struct provider_create_req {
     const uint8_t *userdata; /* opaque document for the VM */
     size_t userdata_len;
     uint64_t deadline; /* uv_now() ms; 0 = none */
+    /* Cloud disks of the pod's CSI volumes to attach, LUN = index (only for providers with
+     * attaches_volumes; csivol_disks). */
+    const char *const *data_disks;
+    size_t n_data_disks;
 };
 
 struct provider_create_cbs {
@@ -66,6 +70,9 @@ struct turn;
 
 struct provider_ops {
     const char *name;
+    /* The provider attaches the pod's CSI cloud volumes to the VM: the daemon scans the
+     * direct-volumes directory before each create (create_req.data_disks). */
+    bool attaches_volumes;
     /* Allocates the provider's option struct and registers its flags; NULL on failure. */
     void *(*options_new)(struct config_registry *reg);
     void (*options_free)(void *opts);

@@ -136,7 +136,18 @@ char *azjson_vm_body(const struct az_vm_spec *s)
         ok = false;
     if (s->root_volume_gb > 0)
         set(osdisk, "diskSizeGB", json_integer(s->root_volume_gb), &ok);
-    set(props, "storageProfile", json_pack("{s:o, s:o}", "imageReference", image, "osDisk", osdisk), &ok);
+    json_t *storage = json_pack("{s:o, s:o}", "imageReference", image, "osDisk", osdisk);
+    if (s->n_data_disks) {
+        /* Detach on VM delete: the disks are the user's volumes and outlive the pod VM. */
+        json_t *dd = json_array();
+        for (size_t i = 0; i < s->n_data_disks; i++)
+            if (!dd || json_array_append_new(dd, json_pack("{s:s, s:s, s:I, s:{s:s}}", "createOption", "Attach",
+                                                           "deleteOption", "Detach", "lun", (json_int_t)i,
+                                                           "managedDisk", "id", s->data_disks[i])))
+                ok = false;
+        set(storage, "dataDisks", dd, &ok);
+    }
+    set(props, "storageProfile", storage, &ok);
 
     /* os */
     char keypath[320];
@@ -285,10 +296,48 @@ int azjson_vm_sizes(const char *body, size_t len, const char *const *wanted, siz
         out[k].vcpus = u32_of(json_object_get(e, "numberOfCores"));
         out[k].memory_mib = u32_of(json_object_get(e, "memoryInMB"));
         out[k].gpus = 0; /* vmSizes says nothing about GPUs */
+        out[k].max_data_disks = u32_of(json_object_get(e, "maxDataDiskCount"));
         k++;
     }
     json_decref(j);
     return (int)k;
+}
+
+int azjson_disk_id_split(const char *id, char *rg, size_t rglen, char *name, size_t namelen)
+{
+    static const char pre[] = "resourceGroups/", mid[] = "/providers/Microsoft.Compute/disks/";
+    for (const char *at = id ? strstr(id, pre) : NULL; at; at = strstr(at + 1, pre)) {
+        const char *g = at + sizeof(pre) - 1, *slash = strchr(g, '/');
+        if (!slash || slash == g || strncmp(slash, mid, sizeof(mid) - 1))
+            continue;
+        const char *n = slash + sizeof(mid) - 1;
+        size_t glen = (size_t)(slash - g), nlen = strlen(n);
+        if (!nlen)
+            continue;
+        if (glen >= rglen || nlen >= namelen)
+            return -1;
+        memcpy(rg, g, glen);
+        rg[glen] = '\0';
+        memcpy(name, n, nlen + 1);
+        return 0;
+    }
+    return -1;
+}
+
+int azjson_disk(const char *body, size_t len, struct az_disk *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *j = load(body, len);
+    if (!j)
+        return -1;
+    json_t *props = json_object_get(j, "properties");
+    copy_str(json_object_get(props, "diskState"), out->state, sizeof(out->state));
+    copy_str(json_object_get(j, "managedBy"), out->managed_by, sizeof(out->managed_by));
+    copy_str(json_object_get(j, "location"), out->location, sizeof(out->location));
+    json_t *z = json_object_get(j, "zones");
+    out->zoned = json_is_array(z) && json_array_size(z) > 0;
+    json_decref(j);
+    return 0;
 }
 
 int azjson_vm_nics(const char *body, size_t len, char names[][AZ_NAME_MAX], size_t cap)

@@ -44,10 +44,26 @@ struct az_vm_spec {
     size_t n_tags;
     bool cvm, secure_boot, public_ip;
     int64_t root_volume_gb; /* > 0: diskSizeGB */
+    /* Managed disk ids attached as data disks, LUN = index (CSI cloud volumes, part A 3.7). */
+    const char *const *data_disks;
+    size_t n_data_disks;
 };
 
 /* The VM PUT body of part A.3: compact, keys sorted at every level, as the Go SDK writes it. */
 char *azjson_vm_body(const struct az_vm_spec *s);
+
+/* The resource group and name in a managed disk id (".../resourceGroups/<rg>/providers/
+ * Microsoft.Compute/disks/<name>", matched anywhere in id, case-sensitive, as the Go
+ * daemon's pattern). Returns 0, or -1 when id has no such part or a piece does not fit. */
+int azjson_disk_id_split(const char *id, char *rg, size_t rglen, char *name, size_t namelen);
+
+/* A managed disk GET: properties.diskState, managedBy, location, and whether zones is
+ * non-empty ("" when absent). Returns 0, or -1 if the body is not an object. */
+struct az_disk {
+    char state[32], managed_by[512], location[64];
+    bool zoned;
+};
+int azjson_disk(const char *body, size_t len, struct az_disk *out);
 
 /* ARM error body {"error":{"code","message"}} (also Entra's {"error","error_description"}).
  * Fills code and message ("" when absent); returns 0 if either was found. */

@@ -1,8 +1,10 @@
 #include "azure_provider.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,7 +323,7 @@ static uint64_t poll_delay(struct provider *p, const struct http_response *r)
 
 /* ------------------------------------------------------------------ create */
 
-enum create_stage { C_PUT, C_POLL, C_FINAL_GET, C_NIC, C_PIP, C_DONE };
+enum create_stage { C_DISKS, C_PUT, C_POLL, C_FINAL_GET, C_NIC, C_PIP, C_DONE };
 
 struct provider_op {
     struct provider *p;
@@ -344,6 +346,11 @@ struct provider_op {
     char public_ips[2][INET6_ADDRSTRLEN];
     int n_pub, pip_i;
     struct provider_error err;
+    /* CSI data disks (part A 3.7): checked one by one before the PUT, which waits in body. */
+    char **disks;
+    size_t n_disks, disk_i;
+    char *body;
+    char *disk_errs; /* the checks' findings, "\n  - ..." each; NULL when none */
     unsigned closes;
     struct provider_op *next, *prev;
 };
@@ -351,8 +358,14 @@ struct provider_op {
 static void op_closed(uv_handle_t *h)
 {
     struct provider_op *op = h->data;
-    if (--op->closes == 0)
-        free(op);
+    if (--op->closes)
+        return;
+    for (size_t i = 0; i < op->n_disks; i++)
+        free(op->disks[i]);
+    free(op->disks);
+    free(op->body);
+    free(op->disk_errs);
+    free(op);
 }
 
 static void op_unlink(struct provider_op *op)
@@ -642,6 +655,113 @@ static void put_done(void *arg, const struct http_response *r)
     uv_timer_start(&op->timer, poll_fire, poll_delay(op->p, r), 0);
 }
 
+/* ---- CSI data disks: validated before the VM PUT, as the Go daemon does ---------------- */
+
+static void disks_next(struct provider_op *op);
+
+static void disk_err_add(struct provider_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void disk_err_add(struct provider_op *op, const char *fmt, ...)
+{
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    size_t have = op->disk_errs ? strlen(op->disk_errs) : 0, add = strlen(line) + 5;
+    char *n = realloc(op->disk_errs, have + add + 1);
+    if (!n)
+        return; /* the findings so far still fail the create */
+    snprintf(n + have, add + 1, "\n  - %s", line);
+    op->disk_errs = n;
+}
+
+/* Azure names regions as "East US" or "eastus"; compared lower-cased without spaces. */
+static bool same_region(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == ' ')
+            a++;
+        while (*b == ' ')
+            b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return false;
+        if (!*a)
+            return true;
+        a++;
+        b++;
+    }
+}
+
+static void disk_got(void *arg, const struct http_response *r)
+{
+    struct provider_op *op = arg;
+    op->call = NULL;
+    const char *id = op->disks[op->disk_i];
+    char rg[256], name[256];
+    azjson_disk_id_split(id, rg, sizeof(rg), name, sizeof(name)); /* split before the GET */
+    struct az_disk dk;
+    if (r->status == 200 && azjson_disk(r->body, r->body_len, &dk) == 0) {
+        if (!strcmp(dk.state, "Attached") || !strcmp(dk.state, "Reserved"))
+            disk_err_add(op, "disk \"%s\" is in state \"%s\" (attached to %s) — cannot attach to new PodVM", id,
+                         dk.state, dk.managed_by[0] ? dk.managed_by : "(unknown)");
+        if (dk.location[0] && !same_region(dk.location, op->p->o->region))
+            disk_err_add(op, "disk \"%s\" is in region \"%s\" but PodVM targets region \"%s\"", id, dk.location,
+                         op->p->o->region);
+        if (dk.zoned)
+            log_info("azure", "disk %s is zonal; the pod VM %s must be in its zone (-zone)", id, op->name);
+    } else {
+        struct provider_error e = {0};
+        arm_error(r, "reading the disk", &e);
+        char code[128] = "", msg[8];
+        azjson_error(r->body, r->body_len, code, sizeof(code), msg, sizeof(msg));
+        if (r->status == 404 || strstr(code, "NotFound"))
+            disk_err_add(op, "disk \"%s\" does not exist in resource group \"%s\"", name, rg);
+        else
+            disk_err_add(op, "disk \"%s\" is inaccessible: %s", id, e.msg);
+    }
+    op->disk_i++;
+    disks_next(op);
+}
+
+static void disks_next(struct provider_op *op)
+{
+    struct provider *p = op->p;
+    char rg[256], name[256], url[1400];
+    while (op->disk_i < op->n_disks) {
+        const char *id = op->disks[op->disk_i];
+        if (azjson_disk_id_split(id, rg, sizeof(rg), name, sizeof(name)) == 0) {
+            snprintf(url, sizeof(url),
+                     "%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/disks/%s?api-version=" AZ_API_DISK,
+                     p->base, p->o->subscription, rg, name);
+            if (!(op->call = arm_start(p, "GET", url, NULL, op->deadline, disk_got, op)))
+                create_fail_msg(op, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        log_warn("azure", "data disk id %s names no disk (.../resourceGroups/<rg>/providers/Microsoft.Compute/disks/"
+                 "<name>): not checked before the create", id);
+        op->disk_i++;
+    }
+    if (op->disk_errs) {
+        struct provider_error e = {.code = TTRPC_FAILED_PRECONDITION};
+        snprintf(e.msg, sizeof(e.msg), "disk pre-validation failed:%s\n(the pod's CSI volumes: their disks must exist "
+                 "in the subscription, in AZURE_REGION, and be attached to nothing)", op->disk_errs);
+        create_finish(op, &e);
+        return;
+    }
+    op->stage = C_PUT;
+    op->call = arm_start(p, "PUT", op->vm_url, op->body, op->deadline, put_done, op);
+    free(op->body);
+    op->body = NULL;
+    if (!op->call)
+        create_fail_msg(op, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+/* First step of a create with data disks (a timer callback: never inside az_create). */
+static void disks_begin(uv_timer_t *t)
+{
+    disks_next(t->data);
+}
+
 static void create_deferred_fail(uv_timer_t *t)
 {
     struct provider_op *op = t->data;
@@ -711,6 +831,36 @@ static struct provider_op *az_create(struct provider *p, const struct provider_c
         uv_timer_start(&op->timer, create_deferred_fail, 0, 0);
         return op;
     }
+    if (req->n_data_disks) {
+        const struct instance_type *t = NULL;
+        for (size_t i = 0; i < p->n_sizes && !t; i++)
+            if (!strcmp(p->sizes[i].name, size))
+                t = &p->sizes[i];
+        if (t && t->max_data_disks && req->n_data_disks > t->max_data_disks) {
+            free(ud);
+            op->err.code = TTRPC_INVALID_ARGUMENT;
+            snprintf(op->err.msg, sizeof(op->err.msg),
+                     "requested %zu data disks but VM size %s supports at most %u (the pod's CSI volumes; a larger "
+                     "size: machine_type annotation, AZURE_INSTANCE_SIZES)",
+                     req->n_data_disks, size, t->max_data_disks);
+            uv_timer_start(&op->timer, create_deferred_fail, 0, 0);
+            return op;
+        }
+        if (!t || !t->max_data_disks)
+            log_warn("azure", "VM size %s: its data disk limit is not known (not in the region's size listing); "
+                     "%zu data disks not checked against it", size, req->n_data_disks);
+        if (!(op->disks = calloc(req->n_data_disks, sizeof(*op->disks)))) {
+            free(ud);
+            op_free(op);
+            return NULL;
+        }
+        for (; op->n_disks < req->n_data_disks; op->n_disks++)
+            if (!(op->disks[op->n_disks] = strdup(req->data_disks[op->n_disks]))) {
+                free(ud);
+                op_free(op);
+                return NULL;
+            }
+    }
     struct az_tag tags[AZ_TAGS_MAX + 4];
     size_t nt = 0;
     for (size_t i = 0; i < p->n_tags && nt < AZ_TAGS_MAX; i++)
@@ -726,6 +876,7 @@ static struct provider_op *az_create(struct provider *p, const struct provider_c
         .nsg_id = o->nsg, .admin_user = o->ssh_user, .ssh_public_key = p->ssh_key, .zone = o->zone,
         .userdata_b64 = ud, .tags = tags, .n_tags = nt, .cvm = !o->disable_cvm, .secure_boot = o->secure_boot,
         .public_ip = o->public_ip, .root_volume_gb = o->root_gb,
+        .data_disks = (const char *const *)op->disks, .n_data_disks = op->n_disks,
     };
     char *body = azjson_vm_body(&spec);
     free(ud);
@@ -733,8 +884,14 @@ static struct provider_op *az_create(struct provider *p, const struct provider_c
         op_free(op);
         return NULL;
     }
-    log_info("azure", "CreateInstance: name: \"%s\" size %s image %s%s", op->name, size, image,
-             o->disable_cvm ? "" : " (confidential VM)");
+    log_info("azure", "CreateInstance: name: \"%s\" size %s image %s%s%s", op->name, size, image,
+             o->disable_cvm ? "" : " (confidential VM)", req->n_data_disks ? " with data disks" : "");
+    if (req->n_data_disks) {
+        op->body = body;
+        op->stage = C_DISKS;
+        uv_timer_start(&op->timer, disks_begin, 0, 0);
+        return op;
+    }
     op->stage = C_PUT;
     op->call = arm_start(p, "PUT", op->vm_url, body, op->deadline, put_done, op);
     free(body);
@@ -1481,6 +1638,7 @@ static const char *az_unreachable(const struct provider *p)
 
 const struct provider_ops azure_provider_ops = {
     .name = "azure",
+    .attaches_volumes = true,
     .options_new = az_options_new,
     .options_free = az_options_free,
     .init = az_init,

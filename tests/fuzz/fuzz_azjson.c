@@ -1,5 +1,5 @@
 /* libFuzzer target: every reader of Azure replies (ARM errors, operation status, vmSizes,
- * VM, NIC, public IP, token, VM listing), and Retry-After, over untrusted bytes. Invariants:
+ * VM, NIC, public IP, disk, token, VM listing), Retry-After and disk ids, over untrusted bytes. Invariants:
  * no crash, NUL-terminated bounded outputs, counts within their caps. */
 #include <string.h>
 
@@ -34,6 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tok)
         CHECK(exp > 0 && *tok);
     azjson_secret_free(tok);
+    struct az_disk dk;
+    if (azjson_disk(b, size, &dk) == 0)
+        CHECK(strlen(dk.state) < sizeof(dk.state) && strlen(dk.managed_by) < sizeof(dk.managed_by) &&
+              strlen(dk.location) < sizeof(dk.location));
     struct az_vm_entry v[2];
     char *next = NULL;
     azjson_vm_list(b, size, v, 2, &next);
@@ -46,5 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct http_header h = {"retry-after", value};
     struct http_response r = {.status = 429, .headers = &h, .n_headers = 1};
     CHECK(http_retry_after_ms(&r, 1700000000) >= -1);
+    /* ... and as a disk id (from a CSI driver's mountInfo.json). */
+    char rg[16], dn[16];
+    if (azjson_disk_id_split(value, rg, sizeof(rg), dn, sizeof(dn)) == 0)
+        CHECK(*rg && *dn && strlen(rg) < sizeof(rg) && strlen(dn) < sizeof(dn) && !strchr(rg, '/'));
     return 0;
 }

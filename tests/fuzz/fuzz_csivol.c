@@ -1,7 +1,8 @@
 /* libFuzzer target for adaptor/csivol.c: mountInfo.json files and direct-volume names come
  * from the node's file system. The input is split at the first two NUL bytes into a volume
  * name, a mountInfo.json and a mount source. Whatever it is: no out-of-bounds access or leak,
- * names round-trip, and a cloud-volumes value, when produced, is valid JSON. */
+ * names round-trip, a cloud-volumes value, when produced, is valid JSON, and the disks for the
+ * pod VM are non-empty ids. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(tp);
     free(cv);
+    /* The pod VM's disks: one at most, and only when the annotation had an entry to give. */
+    char **d;
+    size_t n;
+    if (csivol_disks(&v, 1, "", &d, &n) == 0) {
+        CHECK(n <= 1 && (n == 0) == (d == NULL));
+        if (n)
+            CHECK(*d[0] != '\0');
+        csivol_disks_free(d, n);
+    }
     free(path);
     free(s);
     return 0;

@@ -118,6 +118,11 @@ static const struct az_tag all_tags[] = {
     {AZ_TAG_CREATED, "1700000123"},
 };
 
+static const char *const data_disks[] = {
+    "/subscriptions/S/resourceGroups/vols/providers/Microsoft.Compute/disks/pvc-data-0",
+    "/subscriptions/S/resourceGroups/other-rg/providers/Microsoft.Compute/disks/pvc-logs",
+};
+
 static const struct vm_variant vm_variants[] = {
     {"cvm-default", {VM_BASE}},
     {"cvm-secure-boot", {VM_BASE, .secure_boot = true}},
@@ -129,6 +134,8 @@ static const struct vm_variant vm_variants[] = {
     /* the prefix test is case-sensitive: anything else is a plain image id */
     {"community-gallery-case",
      {VM_BASE_WITH("Standard_DC2as_v5", "/communityGalleries/cc/Images/podvm/Versions/latest", true)}},
+    /* CSI cloud volumes: LUN = index, detached (not deleted) with the VM */
+    {"data-disks", {VM_BASE, .data_disks = data_disks, .n_data_disks = 2}},
     {"tags-and-zone", {VM_BASE, .tags = tz_tags, .n_tags = sizeof(tz_tags) / sizeof(tz_tags[0]), .zone = "2"}},
     {"all-options",
      {.location = "westeurope", .name = "podvm-busybox-0a1b2c3d", .vm_size = "Standard_D4as_v5", .image_id = CG,
@@ -219,7 +226,8 @@ static void test_readers(void **state)
     assert_int_equal(azjson_public_ip(pip, strlen(pip), ip, sizeof(ip)), 0);
     assert_string_equal(ip, "20.1.2.3");
 
-    const char *sizes = "{\"value\":[{\"name\":\"Standard_DC4as_v5\",\"numberOfCores\":4,\"memoryInMB\":16384},"
+    const char *sizes = "{\"value\":[{\"name\":\"Standard_DC4as_v5\",\"numberOfCores\":4,\"memoryInMB\":16384,"
+                        "\"maxDataDiskCount\":8},"
                         "{\"name\":\"Other\",\"numberOfCores\":1,\"memoryInMB\":1},"
                         "{\"name\":\"Standard_DC2as_v5\",\"numberOfCores\":2,\"memoryInMB\":8192}]}";
     const char *want[] = {"Standard_DC2as_v5", "Standard_DC4as_v5"};
@@ -227,6 +235,43 @@ static void test_readers(void **state)
     assert_int_equal(azjson_vm_sizes(sizes, strlen(sizes), want, 2, t, 4), 2);
     assert_string_equal(t[0].name, "Standard_DC4as_v5");
     assert_int_equal(t[1].memory_mib, 8192);
+    assert_int_equal(t[0].max_data_disks, 8);
+    assert_int_equal(t[1].max_data_disks, 0); /* not given: unknown */
+
+    char rg[32], dn[32];
+    assert_int_equal(azjson_disk_id_split(data_disks[1], rg, sizeof(rg), dn, sizeof(dn)), 0);
+    assert_string_equal(rg, "other-rg");
+    assert_string_equal(dn, "pvc-logs");
+    /* the pattern is not anchored: a later resourceGroups/ part that fits is taken */
+    assert_int_equal(azjson_disk_id_split("x/resourceGroups//resourceGroups/g/providers/Microsoft.Compute/disks/a/b",
+                                          rg, sizeof(rg), dn, sizeof(dn)),
+                     0);
+    assert_string_equal(rg, "g");
+    assert_string_equal(dn, "a/b");
+    assert_int_equal(azjson_disk_id_split("/subscriptions/S/resourcegroups/r/providers/Microsoft.Compute/disks/d", rg,
+                                          sizeof(rg), dn, sizeof(dn)),
+                     -1); /* case-sensitive, as Go's pattern */
+    assert_int_equal(azjson_disk_id_split("resourceGroups/r/providers/Microsoft.Compute/disks/", rg, sizeof(rg), dn,
+                                          sizeof(dn)),
+                     -1);
+    assert_int_equal(azjson_disk_id_split("pvc-123", rg, sizeof(rg), dn, sizeof(dn)), -1);
+    assert_int_equal(azjson_disk_id_split("resourceGroups/r/providers/Microsoft.Compute/disks/a-name-too-long-for-it",
+                                          rg, sizeof(rg), dn, 8),
+                     -1);
+    assert_int_equal(azjson_disk_id_split(NULL, rg, sizeof(rg), dn, sizeof(dn)), -1);
+
+    struct az_disk dk;
+    const char *disk = "{\"location\":\"East US\",\"managedBy\":\"/x/virtualMachines/vm1\",\"zones\":[\"1\"],"
+                       "\"properties\":{\"diskState\":\"Attached\"}}";
+    assert_int_equal(azjson_disk(disk, strlen(disk), &dk), 0);
+    assert_string_equal(dk.state, "Attached");
+    assert_string_equal(dk.managed_by, "/x/virtualMachines/vm1");
+    assert_string_equal(dk.location, "East US");
+    assert_true(dk.zoned);
+    assert_int_equal(azjson_disk("{\"zones\":[]}", 12, &dk), 0);
+    assert_false(dk.zoned);
+    assert_string_equal(dk.state, "");
+    assert_int_equal(azjson_disk("[]", 2, &dk), -1);
 
     int64_t exp;
     const char *tok = "{\"token_type\":\"Bearer\",\"expires_in\":\"3599\",\"access_token\":\"tok1\"}";

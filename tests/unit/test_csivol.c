@@ -124,12 +124,60 @@ static void test_cloud_volumes(void **state)
     free(tp);
 }
 
+/* The disks for the pod VM follow the same rules, so disk i is the annotation's LUN i. */
+static void test_disks(void **state)
+{
+    (void)state;
+    char *n0 = csivol_name_of(POD "pvc-a/mount"), *n1 = csivol_name_of(POD "pvc-b/mount"),
+         *n2 = csivol_name_of("/var/lib/kubelet/pods/u2/volumes/kubernetes.io~csi/pvc-c/mount"),
+         *n3 = csivol_name_of("/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/e"),
+         *n4 = csivol_name_of(POD "pvc-d/mount");
+    struct csivol_volume v[] = {
+        {n0, "{\"metadata\":{\"cloud-volume-path\":\"/subscriptions/S/resourceGroups/r/providers/"
+             "Microsoft.Compute/disks/d0\"},\"device\":\"/dev/ignored\"}"},
+        {n1, "{}"}, /* no disk: skipped, index not advanced */
+        {n2, "{\"device\":\"disk-of-u2\"}"},
+        {n3, "{\"device\":\"not-csi\"}"},
+        {"!!", "{\"device\":\"bad-name\"}"},
+        {n4, "{\"device\":\"d4\"}"},
+    };
+    char **d;
+    size_t n;
+    assert_int_equal(csivol_disks(v, 6, NULL, &d, &n), 0);
+    assert_int_equal(n, 3); /* unfiltered, as the Go daemon */
+    assert_string_equal(d[0], "/subscriptions/S/resourceGroups/r/providers/Microsoft.Compute/disks/d0");
+    assert_string_equal(d[1], "disk-of-u2");
+    assert_string_equal(d[2], "d4");
+    csivol_disks_free(d, n);
+    assert_int_equal(csivol_disks(v, 6, "u1", &d, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[1], "d4");
+    /* ... and the annotation of a container with both mounts numbers them alike. */
+    struct csivol_mount m[] = {{"/a", POD "pvc-a/mount"}, {"/d", POD "pvc-d/mount"}};
+    char *tp, *cv;
+    assert_int_equal(csivol_annotations(m, 2, v, 6, NULL, "u1", &tp, &cv), 0);
+    assert_non_null(strstr(cv, "\"lun\":\"0\",\"disk_id\":\"/subscriptions/"));
+    assert_non_null(strstr(cv, "\"lun\":\"1\",\"disk_id\":\"d4\""));
+    free(tp);
+    free(cv);
+    csivol_disks_free(d, n);
+    assert_int_equal(csivol_disks(v, 0, NULL, &d, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(d);
+    free(n0);
+    free(n1);
+    free(n2);
+    free(n3);
+    free(n4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_target_paths),
         cmocka_unit_test(test_cloud_volumes),
+        cmocka_unit_test(test_disks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

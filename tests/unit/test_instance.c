@@ -102,9 +102,9 @@ static void test_name_outlen(void **state)
 static void test_sort_stable(void **state)
 {
     struct instance_type v[] = {
-        { "g1", 4, 16384, 1 }, { "b", 2, 8192, 0 }, { "a", 2, 8192, 0 },
-        { "c", 4, 8192, 0 },   { "d", 1, 4096, 0 }, { "e", 8, 4096, 0 },
-        { "a2", 2, 8192, 0 },  { "g0", 2, 8192, 1 },
+        { "g1", 4, 16384, 1, 0 }, { "b", 2, 8192, 0, 0 }, { "a", 2, 8192, 0, 0 },
+        { "c", 4, 8192, 0, 0 },   { "d", 1, 4096, 0, 0 }, { "e", 8, 4096, 0, 0 },
+        { "a2", 2, 8192, 0, 0 },  { "g0", 2, 8192, 1, 0 },
     };
     const char *want[] = { "d", "e", "b", "a", "a2", "c", "g0", "g1" };
 
@@ -132,33 +132,33 @@ struct select_case {
 };
 
 static const struct instance_type azure_sorted[] = {
-    { "Standard_DC2as_v5", 2, 8192, 0 },
-    { "Standard_DC4as_v5", 4, 16384, 0 },
-    { "Standard_DC8as_v5", 8, 32768, 0 },
+    { "Standard_DC2as_v5", 2, 8192, 0, 0 },
+    { "Standard_DC4as_v5", 4, 16384, 0, 0 },
+    { "Standard_DC8as_v5", 8, 32768, 0, 0 },
 };
 static const char *const azure_allow[] = { "Standard_DC2as_v5", "Standard_DC4as_v5",
                                            "Standard_DC8as_v5" };
 
 /* providers-azure.md §6: upstream's binary search fails here, linear scan finds (2,4096) */
 static const struct instance_type nonmono_sorted[] = {
-    { "two-four", 2, 4096, 0 },
-    { "one-eight", 1, 8192, 0 },
-    { "one-sixteen", 1, 16384, 0 },
+    { "two-four", 2, 4096, 0, 0 },
+    { "one-eight", 1, 8192, 0, 0 },
+    { "one-sixteen", 1, 16384, 0, 0 },
 };
 static const char *const nonmono_allow[] = { "one-eight", "two-four", "one-sixteen" };
 
 static const struct instance_type gpu_sorted[] = {
-    { "cpu-big", 64, 262144, 0 },
-    { "gpu1-small", 4, 16384, 1 },
-    { "gpu1-big", 16, 65536, 1 },
-    { "gpu4", 32, 131072, 4 },
+    { "cpu-big", 64, 262144, 0, 0 },
+    { "gpu1-small", 4, 16384, 1, 0 },
+    { "gpu1-big", 16, 65536, 1, 0 },
+    { "gpu4", 32, 131072, 4, 0 },
 };
 static const char *const gpu_allow[] = { "cpu-big", "gpu1-small", "gpu1-big", "gpu4" };
 
 /* equal sizes keep allow-list order after the stable sort */
 static const struct instance_type tie_sorted[] = {
-    { "first", 2, 8192, 0 },
-    { "second", 2, 8192, 0 },
+    { "first", 2, 8192, 0, 0 },
+    { "second", 2, 8192, 0, 0 },
 };
 static const char *const tie_allow[] = { "first", "second" };
 

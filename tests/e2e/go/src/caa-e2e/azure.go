@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -127,6 +129,7 @@ func azureScenarios() []scenario {
 		{"azure_orphan_gc", scAzureOrphanGC},
 		{"azure_concurrent_100", scAzureConcurrent},
 		{"azure_cloud_config_verify", scAzureVerify},
+		{"azure_csi_data_disks", scAzureDataDisks},
 	}
 }
 
@@ -1120,4 +1123,145 @@ func scAzureReadiness(t *T) {
 		code, body := ready()
 		t.Errorf("/readyz 30 s after ARM answers again: %d %q", code, body)
 	}
+}
+
+// CSI cloud volumes (part A 3.7, protocols.md 2.4 step 5): the disks named in the pod's direct
+// volumes are checked (count against the size's maxDataDiskCount, then each disk's existence,
+// state and region) and attached at LUN = index with deleteOption Detach; StopVM leaves them,
+// detached. A failed check names every disk at fault and creates nothing.
+func scAzureDataDisks(t *T) {
+	arm, dirs := azureEnv(t, "127.0.0.1")
+	defer arm.Close()
+	dv := filepath.Join(t.dir, "direct-volumes")
+	csi := func(pvc string) string {
+		return "/var/lib/kubelet/pods/0c8f5a3e-aaaa/volumes/kubernetes.io~csi/" + pvc + "/mount"
+	}
+	// volumes replaces the direct-volumes directory: path -> mountInfo.json.
+	volumes := func(v map[string]string) {
+		os.RemoveAll(dv)
+		for path, info := range v {
+			dir := filepath.Join(dv, base64.URLEncoding.EncodeToString([]byte(path)))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatalf("%v", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "mountInfo.json"), []byte(info), 0o644); err != nil {
+				t.Fatalf("%v", err)
+			}
+		}
+	}
+	info := func(id string) string { return `{"device":"/dev/sdc","metadata":{"cloud-volume-path":"` + id + `"}}` }
+	data := arm.AddDataDisk(armRG, "pvc-data", armRegion)
+	logs := arm.AddDataDisk("vols-rg", "pvc-logs", "East US", "1") // another group; ARM's display form of the region
+	// Sorted by directory name (base64url of the path), which is the LUN order.
+	want := []string{data, logs}
+	if base64.URLEncoding.EncodeToString([]byte(csi("a-data"))) > base64.URLEncoding.EncodeToString([]byte(csi("b-logs"))) {
+		want = []string{logs, data}
+	}
+	volumes(map[string]string{
+		csi("a-data"): info(data), csi("b-logs"): info(logs),
+		"/var/lib/kubelet/pods/0c8f5a3e-aaaa/volumes/kubernetes.io~empty-dir/x": info("not-a-csi-volume"),
+		csi("c-nodisk"): `{"fstype":"xfs"}`,
+	})
+	d := t.StartDaemonDirs(dirs, "-direct-volumes-dir", dv)
+
+	id := newSandboxID()
+	d.MustCreate(id, "vols", "default")
+	mustOK(t, "StartVM with two CSI volumes", d.StartVM(id, optsStart))
+	vm := instanceName("vols", id)
+	arm.mu.Lock()
+	var b map[string]interface{}
+	json.Unmarshal(arm.Bodies[vm], &b)
+	dds, _ := dig(b, "properties", "storageProfile", "dataDisks").([]interface{})
+	if len(dds) != 2 {
+		t.Errorf("dataDisks %v; want the two CSI disks", dds)
+	}
+	for i, dd := range dds {
+		if i < len(want) && (dig(dd, "managedDisk", "id") != want[i] || dig(dd, "lun") != float64(i) ||
+			dig(dd, "createOption") != "Attach" || dig(dd, "deleteOption") != "Detach") {
+			t.Errorf("dataDisks[%d] = %v; want {Attach, Detach, lun %d, %s}", i, dd, i, want[i])
+		}
+	}
+	gets, put := []int{}, -1
+	for i, r := range arm.Requests {
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, "/disks/pvc-") {
+			gets = append(gets, i)
+		}
+		if put < 0 && strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/virtualMachines/"+vm) {
+			put = i
+		}
+	}
+	if len(gets) != 2 || put < 0 || gets[1] > put {
+		t.Errorf("disk GETs at %v and the VM PUT at %d of %q; want both disks read before the PUT", gets, put, arm.Requests)
+	}
+	for _, dk := range []string{data, logs} {
+		if disk := arm.DataDisks[dk]; disk.State != "Attached" || !strings.HasSuffix(disk.ManagedBy, "/"+vm) {
+			t.Errorf("disk %s after StartVM: %+v; want attached to %s", dk, *disk, vm)
+		}
+	}
+	arm.mu.Unlock()
+	if !strings.Contains(string(mustReadFile(t, d.LogPath)), "data disks sandbox="+id) {
+		t.Errorf("no log line about attaching the data disks")
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	arm.mu.Lock()
+	for _, dk := range []string{data, logs} {
+		if disk := arm.DataDisks[dk]; disk == nil || disk.State != "Unattached" {
+			t.Errorf("disk %s after StopVM: %v; want it kept, detached", dk, disk)
+		}
+	}
+	for _, r := range arm.Requests {
+		if strings.HasPrefix(r, "DELETE ") && strings.Contains(r, "/disks/pvc-") {
+			t.Errorf("%s: a user's disk deleted", r)
+		}
+	}
+	arm.mu.Unlock()
+	expectEmptyCloud(t, arm, "after StopVM")
+
+	// Every disk at fault is named; nothing is created.
+	arm.mu.Lock()
+	arm.DataDisks[data].State, arm.DataDisks[data].ManagedBy = "Attached", "/subscriptions/sub-1/x/virtualMachines/other"
+	arm.mu.Unlock()
+	west := arm.AddDataDisk(armRG, "pvc-west", "westus")
+	missing := "/subscriptions/" + armSub + "/resourceGroups/" + armRG + "/providers/Microsoft.Compute/disks/pvc-gone"
+	volumes(map[string]string{csi("a"): info(data), csi("b"): info(missing), csi("c"): info(west), csi("d"): info(logs)})
+	puts := arm.Count("vm_put")
+	id2 := newSandboxID()
+	d.MustCreate(id2, "badvols", "default")
+	err := d.StartVM(id2, optsStart)
+	_, msg, _ := errCode(err)
+	for _, w := range []string{"disk pre-validation failed:\n  - ", `is in state "Attached" (attached to /subscriptions/sub-1/x/virtualMachines/other)`,
+		`disk "pvc-gone" does not exist in resource group "rg-1"`, `is in region "westus" but PodVM targets region "eastus"`} {
+		if err == nil || !strings.Contains(msg, w) {
+			t.Errorf("StartVM with bad disks: %s; want %q", describeErr(err), w)
+		}
+	}
+	if strings.Contains(msg, "pvc-logs") {
+		t.Errorf("StartVM error %q names the good disk", msg)
+	}
+	if n := arm.Count("vm_put"); n != puts {
+		t.Errorf("%d VM PUTs after a failed disk check", n-puts)
+	}
+	d.StopVM(id2)
+
+	// More disks than the size takes: refused before any disk is read.
+	arm.mu.Lock()
+	arm.DataDisks[data].State, arm.DataDisks[data].ManagedBy = "Unattached", ""
+	arm.mu.Unlock()
+	five := map[string]string{}
+	for i := 0; i < 5; i++ {
+		five[csi(fmt.Sprintf("v%d", i))] = info(arm.AddDataDisk(armRG, fmt.Sprintf("pvc-%d", i), armRegion))
+	}
+	volumes(five)
+	diskGets := arm.Count("disk_get")
+	id3 := newSandboxID()
+	d.MustCreate(id3, "manyvols", "default")
+	err = d.StartVM(id3, optsStart)
+	if msg := describeErr(err); err == nil || !regexp.MustCompile(`requested 5 data disks but VM size Standard_DC\w+ supports at most \d`).MatchString(msg) {
+		t.Errorf("StartVM with five disks: %s; want the size's limit named", msg)
+	}
+	if n := arm.Count("disk_get"); n != diskGets || arm.Count("vm_put") != puts {
+		t.Errorf("%d disk GETs, %d VM PUTs after the count check failed", n-diskGets, arm.Count("vm_put")-puts)
+	}
+	d.StopVM(id3)
+	expectEmptyCloud(t, arm, "after the refused creates")
 }

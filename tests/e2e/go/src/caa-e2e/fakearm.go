@@ -72,17 +72,20 @@ type FakeARM struct {
 	srv     *http.Server
 	imds    *http.Server
 
-	mu       sync.Mutex
-	VMs      map[string]*fakeVM
-	NICs     map[string]bool
-	Disks    map[string]bool
-	PIPs     map[string]bool
-	ops      map[string]int // operation id -> polls left before Succeeded
-	opFail   map[string]string
-	Requests []string // "METHOD path"
-	Calls    map[string]int
-	Conns    int               // TLS connections the daemon opened
-	Bodies   map[string][]byte // VM name -> PUT body
+	mu    sync.Mutex
+	VMs   map[string]*fakeVM
+	NICs  map[string]bool
+	Disks map[string]bool
+	PIPs  map[string]bool
+	// The user's managed disks (CSI volumes), by id: attached by a VM PUT that lists them in
+	// dataDisks, detached when that VM is deleted (deleteOption Detach); never ours to delete.
+	DataDisks map[string]*fakeDataDisk
+	ops       map[string]int // operation id -> polls left before Succeeded
+	opFail    map[string]string
+	Requests  []string // "METHOD path"
+	Calls     map[string]int
+	Conns     int               // TLS connections the daemon opened
+	Bodies    map[string][]byte // VM name -> PUT body
 
 	// Auth: which flows are accepted and what they must present.
 	Tokens       int            // tokens issued, all flows
@@ -224,7 +227,7 @@ func StartFakeARM(dir, fakeDir, nicIP string) (*FakeARM, error) {
 	}
 	noteSecret("the Azure client secret", armSecret)
 	f := &FakeARM{fakeDir: fakeDir, nicIP: nicIP, VMs: map[string]*fakeVM{}, NICs: map[string]bool{},
-		Disks: map[string]bool{}, PIPs: map[string]bool{}, ops: map[string]int{}, opFail: map[string]string{},
+		Disks: map[string]bool{}, PIPs: map[string]bool{}, DataDisks: map[string]*fakeDataDisk{}, ops: map[string]int{}, opFail: map[string]string{},
 		Bodies: map[string][]byte{}, PollsPerCreate: 2, PollRetryAfter: "0", TokenTTL: 3599,
 		TokensByFlow: map[string]int{}, tokenIssued: map[string]time.Time{}, Revoked: map[string]bool{},
 		Calls: map[string]int{}, nicNoIP: map[string]int{}, PublicIP: "127.0.0.1"}
@@ -681,6 +684,26 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 				armErr(w, 400, "InvalidParameter", e)
 				return
 			}
+			dds, _ := dig(b, "properties", "storageProfile", "dataDisks").([]interface{})
+			for i, dd := range dds {
+				id, _ := dig(dd, "managedDisk", "id").(string)
+				disk := f.DataDisks[id]
+				switch {
+				case dig(dd, "createOption") != "Attach" || dig(dd, "deleteOption") != "Detach" || dig(dd, "lun") != float64(i):
+					armErr(w, 400, "InvalidParameter", fmt.Sprintf("dataDisks[%d] must be {createOption: Attach, deleteOption: Detach, lun: %d}", i, i))
+					return
+				case disk == nil:
+					armErr(w, 404, "NotFound", "Disk "+id+" is not found")
+					return
+				case disk.State != "Unattached":
+					armErr(w, 409, "AttachDiskWhileBeingDetached", "Disk "+id+" is "+disk.State)
+					return
+				}
+			}
+			for _, dd := range dds {
+				disk := f.DataDisks[dig(dd, "managedDisk", "id").(string)]
+				disk.State, disk.ManagedBy = "Attached", id
+			}
 			tags, _ := b["tags"].(map[string]interface{})
 			pub := dig(b, "properties", "networkProfile", "networkInterfaceConfigurations", "0", "properties",
 				"ipConfigurations", "0", "properties", "publicIPAddressConfiguration") != nil
@@ -726,6 +749,11 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 			delete(f.VMs, name)
 			if f.OnDelete != nil {
 				f.OnDelete(name)
+			}
+			for _, disk := range f.DataDisks {
+				if disk.ManagedBy == id {
+					disk.State, disk.ManagedBy = "Unattached", ""
+				}
 			}
 			if !f.KeepOnDelete { // deleteOption: Delete
 				delete(f.NICs, name+"-net")
@@ -783,6 +811,27 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(w, 200, map[string]interface{}{"properties": map[string]string{"ipAddress": f.PublicIP}})
+	case strings.Contains(p, "/providers/Microsoft.Compute/disks/") && strings.HasPrefix(p, "/subscriptions/"+armSub+"/resourceGroups/") &&
+		(f.DataDisks[p] != nil || !strings.HasPrefix(p, rgp)): // a user's disk, not one of our OS disks
+		disk := f.DataDisks[p]
+		switch {
+		case r.URL.Query().Get("api-version") != "2022-07-02":
+			armErr(w, 400, "InvalidApiVersionParameter", "disks take api-version 2022-07-02")
+		case disk == nil:
+			armErr(w, 404, "ResourceNotFound", "The Resource '"+p+"' was not found.")
+		case r.Method != "GET":
+			armErr(w, 403, "AuthorizationFailed", "the daemon may read a user's disk, nothing else")
+		default:
+			v := map[string]interface{}{"id": p, "location": disk.Location,
+				"properties": map[string]string{"diskState": disk.State}}
+			if disk.ManagedBy != "" {
+				v["managedBy"] = disk.ManagedBy
+			}
+			if len(disk.Zones) > 0 {
+				v["zones"] = disk.Zones
+			}
+			reply(w, 200, v)
+		}
 	case strings.HasPrefix(p, rgp+"Microsoft.Compute/disks/"):
 		name := p[len(rgp+"Microsoft.Compute/disks/"):]
 		if !f.Disks[name] {
@@ -798,6 +847,22 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		armErr(w, 404, "InvalidResourceType", "fake ARM has no "+r.Method+" "+p)
 	}
+}
+
+type fakeDataDisk struct {
+	Location  string
+	Zones     []string
+	State     string // Unattached, Attached, Reserved
+	ManagedBy string // the VM's id while attached
+}
+
+// AddDataDisk puts a user's managed disk into the fake cloud; its id is returned.
+func (f *FakeARM) AddDataDisk(rg, name, location string, zones ...string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := "/subscriptions/" + armSub + "/resourceGroups/" + rg + "/providers/Microsoft.Compute/disks/" + name
+	f.DataDisks[id] = &fakeDataDisk{Location: location, Zones: zones, State: "Unattached"}
+	return id
 }
 
 // AddVM puts a VM (with its NIC and disk) into the fake cloud as if made earlier.
