@@ -130,6 +130,7 @@ func azureScenarios() []scenario {
 		{"azure_concurrent_100", scAzureConcurrent},
 		{"azure_cloud_config_verify", scAzureVerify},
 		{"azure_csi_data_disks", scAzureDataDisks},
+		{"azure_csi_data_disks_pod_filter", scAzureDataDisksPodFilter},
 	}
 }
 
@@ -1125,6 +1126,59 @@ func scAzureReadiness(t *T) {
 	}
 }
 
+// directVolumes replaces kata's direct-volumes directory dv: volume path -> mountInfo.json.
+func directVolumes(t *T, dv string, v map[string]string) {
+	os.RemoveAll(dv)
+	for path, info := range v {
+		dir := filepath.Join(dv, base64.URLEncoding.EncodeToString([]byte(path)))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "mountInfo.json"), []byte(info), 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+}
+
+// diskInfo is the Azure Disk CSI driver's mountInfo.json for a disk.
+func diskInfo(id string) string {
+	return `{"device":"/dev/sdc","metadata":{"cloud-volume-path":"` + id + `"}}`
+}
+
+// With the Kubernetes API the daemon knows the pod's uid (from its pod read at CreateVM)
+// and attaches only that pod's volumes, though the node has another pod's too; the Go
+// daemon would take both (its filter needs a uid kata never sends) and the second pod's
+// disk, attached elsewhere, would fail the create.
+func scAzureDataDisksPodFilter(t *T) {
+	k := startKube(t, "worker-dd")
+	defer k.f.Close()
+	k.putPod("team-dd", "db-0", "kata-remote", "False", time.Time{})
+	arm, dirs := azureEnv(t, "127.0.0.1")
+	defer arm.Close()
+	mine := arm.AddDataDisk(armRG, "pvc-mine", armRegion)
+	theirs := arm.AddDataDisk(armRG, "pvc-theirs", armRegion)
+	dv := filepath.Join(t.dir, "direct-volumes")
+	directVolumes(t, dv, map[string]string{
+		"/var/lib/kubelet/pods/pod-uid-db-0/volumes/kubernetes.io~csi/pvc-mine/mount":   diskInfo(mine),
+		"/var/lib/kubelet/pods/pod-uid-db-9/volumes/kubernetes.io~csi/pvc-theirs/mount": diskInfo(theirs),
+	})
+	t.env = k.env(kubeUID())
+	d := t.StartDaemonDirs(dirs, "-direct-volumes-dir", dv)
+	id := newSandboxID()
+	d.MustCreate(id, "db-0", "team-dd")
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	arm.mu.Lock()
+	var b map[string]interface{}
+	json.Unmarshal(arm.Bodies[instanceName("db-0", id)], &b)
+	got, _ := json.Marshal(dig(b, "properties", "storageProfile", "dataDisks"))
+	arm.mu.Unlock()
+	if want := `[{"createOption":"Attach","deleteOption":"Detach","lun":0,"managedDisk":{"id":"` + mine + `"}}]`; string(got) != want {
+		t.Errorf("dataDisks %s; want only the pod's own disk: %s", got, want)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	expectEmptyCloud(t, arm, "after StopVM")
+}
+
 // CSI cloud volumes (part A 3.7, protocols.md 2.4 step 5): the disks named in the pod's direct
 // volumes are checked (count against the size's maxDataDiskCount, then each disk's existence,
 // state and region) and attached at LUN = index with deleteOption Detach; StopVM leaves them,
@@ -1136,20 +1190,8 @@ func scAzureDataDisks(t *T) {
 	csi := func(pvc string) string {
 		return "/var/lib/kubelet/pods/0c8f5a3e-aaaa/volumes/kubernetes.io~csi/" + pvc + "/mount"
 	}
-	// volumes replaces the direct-volumes directory: path -> mountInfo.json.
-	volumes := func(v map[string]string) {
-		os.RemoveAll(dv)
-		for path, info := range v {
-			dir := filepath.Join(dv, base64.URLEncoding.EncodeToString([]byte(path)))
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatalf("%v", err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "mountInfo.json"), []byte(info), 0o644); err != nil {
-				t.Fatalf("%v", err)
-			}
-		}
-	}
-	info := func(id string) string { return `{"device":"/dev/sdc","metadata":{"cloud-volume-path":"` + id + `"}}` }
+	volumes := func(v map[string]string) { directVolumes(t, dv, v) }
+	info := diskInfo
 	data := arm.AddDataDisk(armRG, "pvc-data", armRegion)
 	logs := arm.AddDataDisk("vols-rg", "pvc-logs", "East US", "1") // another group; ARM's display form of the region
 	// Sorted by directory name (base64url of the path), which is the LUN order.
