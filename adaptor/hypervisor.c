@@ -572,6 +572,7 @@ struct vol_job {
     char **disks;
     size_t n;
     bool oom;
+    struct turn_task task;
 };
 
 static void vol_job_run(uv_work_t *w)
@@ -591,9 +592,11 @@ static void vol_job_free(struct vol_job *j)
     free(j);
 }
 
-static void vol_job_done(uv_work_t *w, int status)
+/* The create itself (the VM body is a few hundred microseconds of base64 and JSON) waits for
+ * the loop's budget: a burst of StartVMs finishes its scans together, in one pool completion. */
+static void vol_job_create(struct turn_task *t)
 {
-    struct vol_job *j = (struct vol_job *)w;
+    struct vol_job *j = (struct vol_job *)((char *)t - offsetof(struct vol_job, task));
     struct sandbox_op *op = j->op;
     if (op->d->shutting_down) {
         vol_job_free(j);
@@ -604,13 +607,6 @@ static void vol_job_done(uv_work_t *w, int status)
         start_rollback(op);
         return;
     }
-    if (status || j->oom) {
-        vol_job_free(j);
-        struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED};
-        snprintf(e.msg, sizeof(e.msg), "reading the pod's CSI volumes: out of memory");
-        start_created(op, &e, NULL);
-        return;
-    }
     if (j->n) {
         char pod[2 * POD_FIELD_MAX];
         log_info("adaptor", "StartVM: attaching the pod's CSI volumes as data disks sandbox=%s pod=%s count=%zu",
@@ -618,6 +614,25 @@ static void vol_job_done(uv_work_t *w, int status)
     }
     start_create(op, (const char *const *)j->disks, j->n);
     vol_job_free(j);
+}
+
+static void vol_job_done(uv_work_t *w, int status)
+{
+    struct vol_job *j = (struct vol_job *)w;
+    struct sandbox_op *op = j->op;
+    if (op->d->shutting_down) {
+        vol_job_free(j);
+        return;
+    }
+    if (status || j->oom) {
+        vol_job_free(j);
+        struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED};
+        snprintf(e.msg, sizeof(e.msg), "reading the pod's CSI volumes: out of memory");
+        start_created(op, &e, NULL);
+        return;
+    }
+    j->task.fn = vol_job_create;
+    turn_run_or_defer(&op->d->turn, &j->task);
 }
 
 static void volumes_scan_start(struct sandbox_op *op)
