@@ -700,7 +700,8 @@ func scAzureConcurrent(t *T) {
 	// lifecycles' worth of its CPU (seen: 0.6-3.3 in quiet runs and with 40 % of each vCPU
 	// taken by a real-time hog). A ratio holds on a runner of any speed, where a bound in ms
 	// does not. One window per run may be longer, up to 25 lifecycles' worth: about one run in
-	// 30 has one of 5-11 (26-52 ms of loop CPU; its cause is not found yet, BENCHMARKS.md).
+	// 30 has one of 5-11 (26-52 ms), as far as traced kernel softirq work charged to the loop
+	// thread, not its callbacks (this kernel has no IRQ time accounting; BENCHMARKS.md).
 	// So a loop that stalls more than once fails (40 ms busy loops in four CreateVMs do), and
 	// a single stall of 100 ms or more. A loop blocked in a system call uses no CPU, so the
 	// wall-clock answers are bounded too, loosely: the second slowest under 50 ms or 3 times
