@@ -7,29 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *file_slurp(int dirfd, const char *name)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    char *buf = malloc(DVDIR_INFO_MAX + 1);
-    size_t len = 0;
-    while (buf && len < DVDIR_INFO_MAX) {
-        ssize_t n = read(fd, buf + len, DVDIR_INFO_MAX - len);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            free(buf);
-            buf = NULL;
-        } else {
-            len += (size_t)n;
-        }
-    }
-    close(fd);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
-}
+#include "fileio.h"
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -56,7 +34,7 @@ void dvdir_read(const char *path, struct csivol_volume **out, size_t *n)
         if (sub < 0)
             continue; /* not a directory */
         v[nv].name = strdup(e->d_name);
-        v[nv].info_json = file_slurp(sub, "mountInfo.json");
+        v[nv].info_json = fileio_read(sub, "mountInfo.json", DVDIR_INFO_MAX, NULL);
         close(sub);
         if (v[nv].name)
             nv++;

@@ -1,5 +1,6 @@
 #include "sandbox.h"
 
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 
 static const char *const phase_names[] = {"created", "starting", "running", "stopping", "failed", "gone"};
@@ -586,29 +588,6 @@ int sandbox_store_erase(struct sandbox_store *st, const char *id, sandbox_io_cb 
     return io_submit(st, id, NULL, false, NULL, cb, arg);
 }
 
-static char *file_read(const char *path, size_t max, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    char *buf = malloc(max + 1);
-    size_t off = 0;
-    while (buf && off < max) {
-        ssize_t n = read(fd, buf + off, max - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    close(fd);
-    if (buf) {
-        buf[off] = '\0';
-        *len = off;
-    }
-    return buf;
-}
-
 bool sandbox_boot_is_previous(const char *record_boot, const char *this_boot)
 {
     return record_boot[0] && this_boot[0] && strcmp(record_boot, this_boot) != 0;
@@ -641,7 +620,7 @@ static void boot_id_read(const char *path, char *out, size_t cap)
 {
     size_t len;
     out[0] = '\0';
-    char *text = file_read(path, cap - 1, &len);
+    char *text = fileio_read(AT_FDCWD, path, cap - 1, &len);
     if (!text) {
         log_warn("adaptor", "cannot read the boot id %s: %s; sandboxes of a previous boot will not be told apart",
                  path, strerror(errno));
@@ -682,7 +661,7 @@ int sandbox_store_load(struct sandbox_store *st, const char *boot_id_path, char 
         if (sandbox_path(path, sizeof(path), st->dir, e->d_name, SANDBOX_STATE_FILE))
             continue;
         size_t len;
-        char *text = file_read(path, 1 << 20, &len);
+        char *text = fileio_read(AT_FDCWD, path, 1 << 20, &len);
         if (!text) {
             if (errno == ENOENT) {
                 /* CreateVM never finished persisting: nothing in the cloud can belong to it. */
@@ -710,7 +689,7 @@ int sandbox_store_load(struct sandbox_store *st, const char *boot_id_path, char 
         if ((sb->phase == SANDBOX_CREATED || sb->phase == SANDBOX_FAILED) &&
             !sandbox_path(path, sizeof(path), st->dir, e->d_name, SANDBOX_USERDATA_FILE)) {
             size_t ulen;
-            char *ud = file_read(path, SANDBOX_USERDATA_MAX, &ulen);
+            char *ud = fileio_read(AT_FDCWD, path, SANDBOX_USERDATA_MAX, &ulen);
             if (ud) {
                 sb->userdata = (uint8_t *)ud;
                 sb->userdata_len = ulen;
