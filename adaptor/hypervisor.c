@@ -567,7 +567,7 @@ static void start_create(struct sandbox_op *op, const char *const *disks, size_t
 struct vol_job {
     uv_work_t w;
     struct sandbox_op *op;
-    char *dir;
+    const char *dir; /* the daemon's configuration: outlives the pool's jobs */
     char uid[sizeof(((struct sandbox *)0)->pod_uid)];
     char **disks;
     size_t n;
@@ -588,7 +588,6 @@ static void vol_job_run(uv_work_t *w)
 static void vol_job_free(struct vol_job *j)
 {
     csivol_disks_free(j->disks, j->n);
-    free(j->dir);
     free(j);
 }
 
@@ -638,15 +637,14 @@ static void vol_job_done(uv_work_t *w, int status)
 static void volumes_scan_start(struct sandbox_op *op)
 {
     struct vol_job *j = calloc(1, sizeof(*j));
-    const char *dir = op->d->cfg.direct_volumes_dir ? op->d->cfg.direct_volumes_dir : CSIVOL_DIRECT_VOLUMES_DIR;
-    if (j && (j->dir = strdup(dir))) {
+    if (j) {
         j->op = op;
+        j->dir = op->d->cfg.direct_volumes_dir ? op->d->cfg.direct_volumes_dir : CSIVOL_DIRECT_VOLUMES_DIR;
         snprintf(j->uid, sizeof(j->uid), "%s", op->sb->pod_uid);
         if (uv_queue_work(op->d->loop, &j->w, vol_job_run, vol_job_done) == 0)
             return;
-    }
-    if (j)
         vol_job_free(j);
+    }
     struct provider_error e = {.code = TTRPC_RESOURCE_EXHAUSTED, .msg = "cannot queue the scan of the pod's CSI volumes"};
     start_created(op, &e, NULL);
 }

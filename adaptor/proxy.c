@@ -493,7 +493,6 @@ static void call_timer_fire(uv_timer_t *t)
 
 static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owned);
 
-
 struct cc_job {
     uv_work_t w;
     struct proxy *px;

@@ -1,6 +1,5 @@
 #include "sandbox.h"
 
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

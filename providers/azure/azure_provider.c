@@ -711,10 +711,8 @@ static void disk_got(void *arg, const struct http_response *r)
             log_info("azure", "disk %s is zonal; the pod VM %s must be in its zone (-zone)", id, op->name);
     } else {
         struct provider_error e = {0};
-        arm_error(r, "reading the disk", &e);
-        char code[128] = "", msg[8];
-        azjson_error(r->body, r->body_len, code, sizeof(code), msg, sizeof(msg));
-        if (r->status == 404 || strstr(code, "NotFound"))
+        arm_error(r, "reading the disk", &e); /* names Azure's code, e.g. ResourceNotFound */
+        if (r->status == 404 || strstr(e.msg, "NotFound"))
             disk_err_add(op, "disk \"%s\" does not exist in resource group \"%s\"", name, rg);
         else
             disk_err_add(op, "disk \"%s\" is inaccessible: %s", id, e.msg);

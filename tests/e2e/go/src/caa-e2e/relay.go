@@ -598,13 +598,7 @@ func scRelayCSIVolumes(t *T) {
 		srcB:  `{"device":"/dev/sdd"}`,
 		other: `{"device":"/dev/sde"}`,
 	}
-	for p, info := range vols {
-		dir := filepath.Join(dv, name(p))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatalf("%v", err)
-		}
-		os.WriteFile(filepath.Join(dir, "mountInfo.json"), []byte(info), 0o644)
-	}
+	directVolumes(t, dv, vols)
 	d := t.StartDaemon("-direct-volumes-dir", dv)
 	id := newSandboxID()
 	ann := kataAnnotations("csi", "default")
