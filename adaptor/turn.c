@@ -8,30 +8,53 @@ static struct turn *turn_of_prepare(uv_prepare_t *p)
     return (struct turn *)((char *)p - offsetof(struct turn, prepare));
 }
 
+static struct turn *turn_of_check(uv_check_t *c)
+{
+    return (struct turn *)((char *)c - offsetof(struct turn, check));
+}
+
 static struct turn *turn_of_idle(uv_idle_t *i)
 {
     return (struct turn *)((char *)i - offsetof(struct turn, idle));
 }
+
+static void turn_idle(uv_idle_t *i);
 
 static void turn_reset(uv_prepare_t *p)
 {
     turn_of_prepare(p)->began = 0;
 }
 
-static void turn_drain(uv_idle_t *i)
+/* Runs waiting tasks while the budget lasts (at least one when at_least_one, so deferred
+ * work always progresses); what is left keeps the idle handle on, so the next poll does not
+ * block and the next turn runs it. */
+static void turn_drain(struct turn *t, bool at_least_one)
 {
-    struct turn *t = turn_of_idle(i);
-    /* At least one task per turn, so deferred work always progresses. */
-    do {
-        struct turn_task *task = t->head;
-        t->head = task->next;
-        if (!t->head)
-            t->tail = NULL;
-        task->next = NULL;
-        task->fn(task);
-    } while (t->head && !turn_spent(t));
-    if (!t->head)
+    if (t->head && (at_least_one || !turn_spent(t))) {
+        do {
+            struct turn_task *task = t->head;
+            t->head = task->next;
+            if (!t->head)
+                t->tail = NULL;
+            task->next = NULL;
+            task->fn(task);
+        } while (t->head && !turn_spent(t));
+    }
+    if (t->head)
+        uv_idle_start(&t->idle, turn_idle);
+    else
         uv_idle_stop(&t->idle);
+}
+
+static void turn_idle(uv_idle_t *i)
+{
+    turn_drain(turn_of_idle(i), true);
+}
+
+/* After the I/O callbacks: what they put off runs now unless they used the turn up. */
+static void turn_after_io(uv_check_t *c)
+{
+    turn_drain(turn_of_check(c), false);
 }
 
 void turn_init(struct turn *t, uv_loop_t *loop, uint64_t budget_ns, void *owner)
@@ -40,10 +63,14 @@ void turn_init(struct turn *t, uv_loop_t *loop, uint64_t budget_ns, void *owner)
     t->budget_ns = budget_ns ? budget_ns : TURN_BUDGET_NS;
     t->head = t->tail = NULL;
     uv_prepare_init(loop, &t->prepare);
+    uv_check_init(loop, &t->check);
     uv_idle_init(loop, &t->idle);
-    t->prepare.data = t->idle.data = owner;
+    t->prepare.data = t->check.data = t->idle.data = owner;
+    /* Both always on and unreferenced: neither keeps the loop alive. */
     uv_prepare_start(&t->prepare, turn_reset);
     uv_unref((uv_handle_t *)&t->prepare);
+    uv_check_start(&t->check, turn_after_io);
+    uv_unref((uv_handle_t *)&t->check);
 }
 
 bool turn_spent(struct turn *t)
@@ -64,7 +91,9 @@ void turn_defer(struct turn *t, struct turn_task *task)
     else
         t->head = task;
     t->tail = task;
-    uv_idle_start(&t->idle, turn_drain);
+    /* The idle handle keeps the next poll from blocking; when an I/O callback put the task
+     * off, this turn's check phase usually runs it first and stops the handle again. */
+    uv_idle_start(&t->idle, turn_idle);
 }
 
 void turn_run_or_defer(struct turn *t, struct turn_task *task)
@@ -78,7 +107,9 @@ void turn_run_or_defer(struct turn *t, struct turn_task *task)
 void turn_close(struct turn *t, uv_close_cb cb)
 {
     uv_prepare_stop(&t->prepare);
+    uv_check_stop(&t->check);
     uv_idle_stop(&t->idle);
     uv_close((uv_handle_t *)&t->prepare, cb);
+    uv_close((uv_handle_t *)&t->check, cb);
     uv_close((uv_handle_t *)&t->idle, cb);
 }

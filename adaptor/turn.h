@@ -8,12 +8,16 @@
  * turn stays short and a call that arrives meanwhile is read within a few milliseconds.
  *
  * The budget starts with the first turn_spent() of a turn and is reset just before the loop
- * polls. Deferred tasks run FIFO from an idle handle, at least one per turn, more while the
- * budget lasts; the idle handle is active only while tasks wait (it keeps the poll from
- * blocking, and the loop alive, until they ran).
+ * polls. Deferred tasks run FIFO, at least one per turn, more while the budget lasts. Work put
+ * off by an I/O callback runs in the check phase of the same turn, right after the other I/O
+ * callbacks, unless they used the budget up: later than its caller, but without the extra
+ * zero-timeout poll and loop turn that waiting for the next turn costs. While tasks wait an
+ * idle handle is active: it keeps the next poll from blocking, and the loop alive, until they
+ * ran.
  *
  * Ownership: the caller owns struct turn (embedded) and each task until its fn is called;
- * turn_close closes both handles, cb runs once per handle (twice). Loop thread only. */
+ * turn_close closes the three handles, cb runs once per handle (three times). Loop thread
+ * only. */
 #ifndef ADAPTOR_TURN_H
 #define ADAPTOR_TURN_H
 
@@ -30,6 +34,7 @@ struct turn_task {
 
 struct turn {
     uv_prepare_t prepare; /* .data is the owner's */
+    uv_check_t check;     /* .data is the owner's */
     uv_idle_t idle;       /* .data is the owner's */
     uint64_t began;       /* uv_hrtime() of the first turn_spent() this turn, 0 = none yet */
     uint64_t budget_ns;

@@ -104,11 +104,130 @@ static void test_spent(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Where a deferred task runs: counted in polls (a prepare handle runs once per turn, just
+ * before the loop polls), and before or after the close callbacks that end the turn whose
+ * I/O callback put it off. */
+struct where {
+    struct turn *t;
+    struct turn_task task;
+    unsigned polls, at_io, at_task;
+    uint64_t burn_ns, deferred_at, ran_after_ns;
+    bool ran, turn_ended, ran_after_turn_end;
+};
+
+static void where_task(struct turn_task *task)
+{
+    struct where *w = (struct where *)((char *)task - offsetof(struct where, task));
+    w->at_task = w->polls;
+    w->ran_after_ns = uv_hrtime() - w->deferred_at;
+    w->ran_after_turn_end = w->turn_ended;
+    w->ran = true;
+}
+
+static void where_count_poll(uv_prepare_t *p)
+{
+    ((struct where *)p->data)->polls++;
+}
+
+static void where_defer(struct where *w)
+{
+    if (w->burn_ns) {
+        turn_spent(w->t); /* starts this turn's clock */
+        uint64_t until = uv_hrtime() + w->burn_ns;
+        while (uv_hrtime() < until)
+            ;
+    }
+    w->at_io = w->polls;
+    w->task.fn = where_task;
+    w->deferred_at = uv_hrtime();
+    turn_defer(w->t, &w->task);
+}
+
+static void where_closed(uv_handle_t *h)
+{
+    ((struct where *)h->data)->turn_ended = true;
+}
+
+static void where_io(uv_async_t *a)
+{
+    where_defer(a->data);
+    uv_close((uv_handle_t *)a, where_closed);
+}
+
+static void where_timer(uv_timer_t *tm)
+{
+    where_defer(tm->data);
+    uv_close((uv_handle_t *)tm, where_closed);
+}
+
+/* Runs one deferral from an I/O callback (timer = false) or a timer callback. Nothing else
+ * keeps the loop alive: a task left waiting without the idle handle would never run. */
+static void where_run(struct where *w, bool timer)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct turn t;
+    turn_init(&t, &loop, 1000000 /* 1 ms */, NULL);
+    w->t = &t;
+    uv_prepare_t counter;
+    uv_prepare_init(&loop, &counter);
+    counter.data = w;
+    uv_prepare_start(&counter, where_count_poll);
+    uv_unref((uv_handle_t *)&counter);
+    uv_async_t io;
+    uv_timer_t tm;
+    if (timer) {
+        uv_timer_init(&loop, &tm);
+        tm.data = w;
+        uv_timer_start(&tm, where_timer, 1, 0);
+    } else {
+        uv_async_init(&loop, &io, where_io);
+        io.data = w;
+        uv_async_send(&io);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&counter, NULL);
+    turn_close(&t, closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_defer_from_io_runs_this_turn(void **state)
+{
+    (void)state;
+    struct where w = {0};
+    where_run(&w, false);
+    assert_true(w.ran);
+    assert_false(w.ran_after_turn_end); /* in the same turn's check phase */
+    assert_int_equal(w.at_task, w.at_io);
+}
+
+static void test_defer_from_io_after_budget_waits_a_turn(void **state)
+{
+    (void)state;
+    struct where w = {.burn_ns = 1500000 /* the 1 ms budget is used up */};
+    where_run(&w, false);
+    assert_true(w.ran);
+    assert_true(w.ran_after_turn_end); /* the next turn's */
+}
+
+static void test_defer_from_timer_does_not_wait_for_io(void **state)
+{
+    (void)state;
+    struct where w = {0};
+    where_run(&w, true);
+    assert_true(w.ran);
+    assert_true(w.ran_after_ns < 500000000ull); /* and without blocking in a poll */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defer_fifo_and_spread),
         cmocka_unit_test(test_spent),
+        cmocka_unit_test(test_defer_from_io_runs_this_turn),
+        cmocka_unit_test(test_defer_from_io_after_budget_waits_a_turn),
+        cmocka_unit_test(test_defer_from_timer_does_not_wait_for_io),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
