@@ -384,9 +384,11 @@ static void down_fail(struct down *d, uint32_t stream, int code, const char *fmt
 
 static void downs_pause(struct proxy *px, bool pause);
 
-static void up_send(struct proxy *px, struct call *c, const uint8_t *body, size_t len)
+/* body is borrowed, or lies in owner, a malloc'd block up_send takes over. */
+static void up_send(struct proxy *px, struct call *c, const uint8_t *body, size_t len, void *owner)
 {
     if (px->ncalls + 1 > px->nbuckets * 2 && hash_grow(px)) {
+        free(owner);
         down_fail(c->d, c->down_id, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         call_free(c);
         return;
@@ -401,7 +403,7 @@ static void up_send(struct proxy *px, struct call *c, const uint8_t *body, size_
     struct ttrpc_header h = {.length = (uint32_t)len, .stream_id = c->up_id, .type = TTRPC_REQUEST, .flags = c->flags};
     ttrpc_header_encode(hdr, &h);
     uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, sizeof(hdr)), uv_buf_init((char *)body, (unsigned)len)};
-    int rc = tls_conn_writev(px->up, bufs, 2);
+    int rc = tls_conn_writev_owned(px->up, bufs, 2, owner);
     if (rc == 1 && !px->up_full) {
         px->up_full = true;
         downs_pause(px, true);
@@ -434,8 +436,7 @@ static void queued_send(struct proxy *px, struct call *c)
             len = n;
         }
     }
-    up_send(px, c, body, len);
-    free(body);
+    up_send(px, c, body, len, body);
 }
 
 static void queue_flush(struct proxy *px)
@@ -491,7 +492,7 @@ static void call_timer_fire(uv_timer_t *t)
 
 /* ------------------------------------------------------------------ CreateContainer (spec 3.4) */
 
-static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owned);
+static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owner);
 
 struct cc_job {
     uv_work_t w;
@@ -601,7 +602,7 @@ static void cc_job_done(uv_work_t *w, int status)
         free(j->req);
         call_free(j->c);
     } else {
-        call_dispatch(px, j->c, NULL, j->len, j->req);
+        call_dispatch(px, j->c, j->req, j->len, j->req);
     }
     free(j->dir);
     free(j);
@@ -635,16 +636,21 @@ static int cc_job_start(struct proxy *px, struct call *c, const uint8_t *body, s
 
 /* ------------------------------------------------------------------ downstream reads */
 
-static void down_request(struct down *d, const struct ttrpc_header *h, const uint8_t *body, size_t len)
+/* body is borrowed from the connection's buffer, or lies in owner (a big request's buffer,
+ * detached from the connection), which this takes over. */
+static void down_request(struct down *d, const struct ttrpc_header *h, const uint8_t *body, size_t len,
+                         uint8_t *owner)
 {
     struct proxy *px = d->px;
     uint32_t id = h->stream_id;
     /* The Go ttrpc server's stream rules, which the shim's client follows. */
     if (id % 2 == 0) {
+        free(owner);
         down_fail(d, id, TTRPC_INVALID_ARGUMENT, "StreamID must be odd for client initiated streams");
         return;
     }
     if (id <= d->last_id) {
+        free(owner);
         down_fail(d, id, TTRPC_INVALID_ARGUMENT, "StreamID cannot be re-used and must increment");
         return;
     }
@@ -652,6 +658,7 @@ static void down_request(struct down *d, const struct ttrpc_header *h, const uin
     struct ttrpc_request r;
     const char *why;
     if (ttrpc_request_decode(&r, body, len, &why)) {
+        free(owner);
         down_fail(d, id, TTRPC_INVALID_ARGUMENT, "unmarshal request error: %s", why);
         return;
     }
@@ -662,10 +669,12 @@ static void down_request(struct down *d, const struct ttrpc_header *h, const uin
             down_fail(d, id, TTRPC_UNIMPLEMENTED, "method %.*s", (int)r.method.len, (const char *)r.method.data);
         else
             down_fail(d, id, TTRPC_UNIMPLEMENTED, "service %.*s", (int)r.service.len, (const char *)r.service.data);
+        free(owner); /* after the message: r points into it */
         return;
     }
     struct call *c = calloc(1, sizeof(*c));
     if (!c) {
+        free(owner);
         down_fail(d, id, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -680,47 +689,48 @@ static void down_request(struct down *d, const struct ttrpc_header *h, const uin
         d->calls->dprev = c;
     d->calls = c;
     if (ttrpc_bytes_eq(r.method, "CreateContainer") && ttrpc_bytes_eq(r.service, "grpc.AgentService") &&
-        cc_job_start(px, c, body, len) == 0)
-        return; /* edited in the thread pool (it reads the direct-volumes directory), then sent */
-    call_dispatch(px, c, body, len, NULL);
+        cc_job_start(px, c, body, len) == 0) {
+        free(owner); /* the job has its own copy */
+        return;      /* edited in the thread pool (it reads the direct-volumes directory), then sent */
+    }
+    call_dispatch(px, c, body, len, owner);
 }
 
-/* Sends c, or queues it while the link is down. body is borrowed, or owned when owned. */
-static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owned)
+/* Sends c, or queues it while the link is down. body is borrowed, or lies in owner, a
+ * malloc'd block this takes over. */
+static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body, size_t len, uint8_t *owner)
 {
     struct down *d = c->d;
     uint32_t id = c->down_id;
-    const uint8_t *out = owned ? owned : body;
-    size_t out_len = len;
-    uint8_t *edited = owned;
     if (!d) { /* its shim connection went away meanwhile */
-        free(edited);
+        free(owner);
         call_free(c);
         return;
     }
     if (px->up_connected) {
-        up_send(px, c, out, out_len);
-        free(edited);
+        up_send(px, c, body, len, owner);
         return;
     }
     /* The link is not up (yet, or again): wait for it, bounded. */
-    if (px->qcount >= QUEUE_MAX_CALLS || px->qbytes + out_len > QUEUE_MAX_BYTES) {
-        free(edited);
+    if (px->qcount >= QUEUE_MAX_CALLS || px->qbytes + len > QUEUE_MAX_BYTES) {
+        free(owner);
         down_fail(d, id, TTRPC_UNAVAILABLE, "the agent link to pod VM %s is down and %zu calls already wait for it",
                   px->vm_name, px->qcount);
         call_free(c);
         return;
     }
-    if (edited) {
-        c->body = edited;
-    } else if ((c->body = malloc(out_len ? out_len : 1))) {
-        memcpy(c->body, out, out_len);
+    if (owner && body == owner) {
+        c->body = owner;
+    } else if ((c->body = malloc(len ? len : 1))) {
+        memcpy(c->body, body, len);
+        free(owner);
     } else {
+        free(owner);
         down_fail(d, id, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         call_free(c);
         return;
     }
-    c->body_len = out_len;
+    c->body_len = len;
     c->queued = true;
     if (px->qtail)
         px->qtail->qnext = c;
@@ -728,9 +738,24 @@ static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body,
         px->qhead = c;
     px->qtail = c;
     px->qcount++;
-    px->qbytes += out_len;
+    px->qbytes += len;
     uint64_t limit = uv_now(px->loop) + (uint64_t)px->proxy_timeout_ms;
     call_arm(c, c->deadline && c->deadline < limit ? c->deadline : limit);
+}
+
+/* A big request leaves with the buffer it arrived in, which the write queue then holds
+ * instead of a copy; the connection reads on into a fresh buffer of the same size, given
+ * the bytes after the frame. Returns the old buffer, or NULL (nothing changed). */
+static uint8_t *down_detach(struct down *d, size_t frame_end)
+{
+    uint8_t *fresh = malloc(d->in_cap);
+    if (!fresh)
+        return NULL;
+    uint8_t *old = d->in;
+    d->in_len -= frame_end;
+    memcpy(fresh, old + frame_end, d->in_len);
+    d->in = fresh;
+    return old;
 }
 
 static void down_frames(struct down *d)
@@ -752,8 +777,15 @@ static void down_frames(struct down *d)
                       h.length, TTRPC_MESSAGE_MAX);
             continue;
         }
-        if (h.type == TTRPC_REQUEST)
-            down_request(d, &h, d->in + off - used + TTRPC_HEADER_SIZE, h.length);
+        if (h.type != TTRPC_REQUEST)
+            continue;
+        const uint8_t *body = d->in + off - used + TTRPC_HEADER_SIZE;
+        uint8_t *owner = h.length >= CUT_MIN ? down_detach(d, off) : NULL;
+        if (owner) {
+            body = owner + off - used + TTRPC_HEADER_SIZE;
+            off = 0;
+        }
+        down_request(d, &h, body, h.length, owner);
     }
     if (off) {
         memmove(d->in, d->in + off, d->in_len - off);

@@ -36,7 +36,10 @@ struct tls_conn {
 struct wreq {
     uv_write_t req;
     struct tls_conn *c;
-    size_t len;
+    size_t len;  /* of data */
+    void *own;   /* tls_conn_writev_owned: the caller's block, then ext_len bytes from ext */
+    const uint8_t *ext;
+    size_t ext_len;
     uint8_t data[];
 };
 
@@ -91,8 +94,9 @@ static void write_done(uv_write_t *r, int status)
 {
     struct wreq *w = (struct wreq *)r;
     struct tls_conn *c = w->c;
-    c->queued -= w->len;
+    c->queued -= w->len + w->ext_len;
     OPENSSL_cleanse(w->data, w->len);
+    free(w->own); /* the caller's read buffer, which it frees uncleansed too */
     free(w);
     if (c->closing)
         return;
@@ -110,15 +114,29 @@ static void write_done(uv_write_t *r, int status)
 static int raw_write(struct tls_conn *c, struct wreq *w)
 {
     w->c = c;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    c->queued += w->len;
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+    uv_buf_t b[2] = {uv_buf_init((char *)w->data, (unsigned)w->len), uv_buf_init((char *)w->ext, (unsigned)w->ext_len)};
+    size_t n = w->len + w->ext_len;
+    c->queued += n;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->len ? b : b + 1, w->len ? (w->ext_len ? 2 : 1) : 1, write_done);
     if (rc) {
-        c->queued -= w->len;
+        c->queued -= n;
+        free(w->own);
         free(w);
         return -1;
     }
     return 0;
+}
+
+static struct wreq *wreq_new(size_t inline_len)
+{
+    struct wreq *w = malloc(sizeof(*w) + inline_len);
+    if (w) {
+        w->len = 0;
+        w->own = NULL;
+        w->ext = NULL;
+        w->ext_len = 0;
+    }
+    return w;
 }
 
 /* Sends whatever OpenSSL has queued in the write BIO. */
@@ -127,7 +145,7 @@ static int flush_wbio(struct tls_conn *c)
     size_t n = BIO_ctrl_pending(c->wbio);
     if (!n)
         return 0;
-    struct wreq *w = malloc(sizeof(*w) + n);
+    struct wreq *w = wreq_new(n);
     if (!w)
         return -1;
     int got = BIO_read(c->wbio, w->data, (int)n);
@@ -148,38 +166,61 @@ static int queue_state(struct tls_conn *c)
     return 0;
 }
 
+/* Plain TCP: straight into the socket when nothing is queued (libuv refuses otherwise); the
+ * rest is copied, except the last buffer's when owner holds it. */
+static int plain_writev(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs, void *owner)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        n += bufs[i].len;
+    int sent = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+    size_t skip = sent > 0 ? (size_t)sent : 0;
+    if (skip == n) {
+        free(owner);
+        return queue_state(c);
+    }
+    unsigned copied = owner ? nbufs - 1 : nbufs;
+    size_t copy_len = 0, at = skip;
+    for (unsigned i = 0; i < copied; i++) {
+        size_t b = bufs[i].len;
+        copy_len += at >= b ? 0 : b - at;
+        at = at >= b ? at - b : 0;
+    }
+    struct wreq *w = wreq_new(copy_len);
+    if (!w) {
+        free(owner);
+        return -1;
+    }
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t take = bufs[i].len;
+        const char *from = bufs[i].base;
+        if (skip >= take) {
+            skip -= take;
+            continue;
+        }
+        from += skip;
+        take -= skip;
+        skip = 0;
+        if (i < copied) {
+            memcpy(w->data + w->len, from, take);
+            w->len += take;
+        } else {
+            w->own = owner;
+            w->ext = (const uint8_t *)from;
+            w->ext_len = take;
+        }
+    }
+    if (owner && !w->own)
+        free(owner); /* the last buffer went out whole; only leading bytes are left */
+    return raw_write(c, w) ? -1 : queue_state(c);
+}
+
 int tls_conn_writev(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs)
 {
     if (!c->connected || c->closing || c->lost)
         return -1;
-    if (!c->ssl) {
-        size_t n = 0;
-        for (unsigned i = 0; i < nbufs; i++)
-            n += bufs[i].len;
-        /* Straight into the socket when nothing is queued (libuv refuses otherwise). */
-        int sent = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
-        size_t skip = sent > 0 ? (size_t)sent : 0;
-        if (skip == n)
-            return queue_state(c);
-        struct wreq *w = malloc(sizeof(*w) + n - skip);
-        if (!w)
-            return -1;
-        w->len = 0;
-        for (unsigned i = 0; i < nbufs; i++) {
-            size_t take = bufs[i].len;
-            const char *from = bufs[i].base;
-            if (skip >= take) {
-                skip -= take;
-                continue;
-            }
-            from += skip;
-            take -= skip;
-            skip = 0;
-            memcpy(w->data + w->len, from, take);
-            w->len += take;
-        }
-        return raw_write(c, w) ? -1 : queue_state(c);
-    }
+    if (!c->ssl)
+        return plain_writev(c, bufs, nbufs, NULL);
     for (unsigned i = 0; i < nbufs; i++) {
         if (bufs[i].len && SSL_write(c->ssl, bufs[i].base, (int)bufs[i].len) <= 0) {
             ERR_clear_error();
@@ -187,6 +228,16 @@ int tls_conn_writev(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs)
         }
     }
     return flush_wbio(c) ? -1 : queue_state(c);
+}
+
+int tls_conn_writev_owned(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs, void *owner)
+{
+    if (!owner || !nbufs || c->ssl || !c->connected || c->closing || c->lost) {
+        int rc = tls_conn_writev(c, bufs, nbufs);
+        free(owner);
+        return rc;
+    }
+    return plain_writev(c, bufs, nbufs, owner);
 }
 
 int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n)

@@ -7,7 +7,8 @@
  * Ownership: the caller owns the struct tls_conn from tls_conn_dial until tls_conn_close;
  * after tls_conn_close no callback runs and the memory is released once libuv has closed the
  * handle. tls_conn_dial takes a reference on the SSL_CTX. Bytes passed to tls_conn_write are
- * copied (encrypted into a fresh buffer), so the caller may reuse them at once.
+ * copied (encrypted into a fresh buffer), so the caller may reuse them at once;
+ * tls_conn_writev_owned instead takes over the malloc'd block its last buffer lies in.
  *
  * Callbacks run on the loop thread; a callback may call tls_conn_close on its own connection. */
 #ifndef ADAPTOR_TLS_H
@@ -51,6 +52,11 @@ struct tls_conn *tls_conn_dial(uv_loop_t *loop, const struct sockaddr *addr, SSL
 int tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n);
 /* Several buffers in one write: a frame header and its body. Same returns. */
 int tls_conn_writev(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs);
+/* The same, for a big body the caller need not keep: the last buffer lies inside owner, a
+ * malloc'd block this call takes over in every case (returns included). On plain TCP what the
+ * socket does not take at once is queued from owner itself, not copied; owner is freed once
+ * written (or at once: with TLS the bytes are encrypted into the queue anyway). */
+int tls_conn_writev_owned(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs, void *owner);
 size_t tls_conn_queued(const struct tls_conn *c);
 
 /* Back-pressure towards the peer: stop and resume reading. */

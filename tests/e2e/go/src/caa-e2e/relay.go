@@ -28,11 +28,13 @@ func relayScenarios() []scenario {
 		{"relay_metadata_and_deadline", scRelayMetadata},
 		{"relay_wait_process_30s", scRelayWaitProcess},
 		{"relay_4mib_both_ways", scRelayBig},
+		{"relay_4mib_both_ways_plain_tcp", func(t *T) { relayBig(t, "-disable-tls") }},
 		{"relay_link_loss", scRelayLinkLoss},
 		{"relay_tls_refusals", scRelayTLSRefusals},
 		{"relay_ready_within_100ms", scRelayReadiness},
 		{"relay_unknown_method", scRelayUnknown},
 		{"relay_mixed_big_and_small", scRelayMixedBigSmall},
+		{"relay_mixed_big_and_small_plain_tcp", func(t *T) { relayMixedBigSmall(t, "-disable-tls") }},
 		{"relay_csi_volumes", scRelayCSIVolumes},
 		{"relay_tls_skip_verify", scRelaySkipVerify},
 		{"relay_slow_reader", scRelaySlowReader},
@@ -393,8 +395,12 @@ func scRelayWaitProcess(t *T) {
 	mustOK(t, "StopVM", d.StopVM(id))
 }
 
-func scRelayBig(t *T) {
-	d := t.StartDaemon()
+func scRelayBig(t *T) { relayBig(t) }
+
+// relayBig: with -disable-tls a big request is queued to the pod VM from the buffer it was
+// read into (no copy), a path of its own.
+func relayBig(t *T, flags ...string) {
+	d := t.StartDaemon(flags...)
 	id := newSandboxID()
 	sock := mustCreateStart(t, d, id, "big", kataAnnotations("big", "default"))
 	data := make([]byte, 4<<20-1024)
@@ -539,8 +545,10 @@ func scRelayUnknown(t *T) {
 
 // Big frames are streamed through the relay as they arrive; small calls of other
 // connections, and of the same one, must still come back whole and to the right caller.
-func scRelayMixedBigSmall(t *T) {
-	d := t.StartDaemon()
+func scRelayMixedBigSmall(t *T) { relayMixedBigSmall(t) }
+
+func relayMixedBigSmall(t *T, flags ...string) {
+	d := t.StartDaemon(flags...)
 	id := newSandboxID()
 	sock := mustCreateStart(t, d, id, "mixed", kataAnnotations("mixed", "default"))
 	big := make([]byte, 3<<20)
