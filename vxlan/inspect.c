@@ -7,11 +7,10 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nl.h"
-
-#define LINKS_MAX 256
 
 struct link_info {
     int index;
@@ -20,9 +19,12 @@ struct link_info {
     uint32_t mtu;
 };
 
+/* Every link of the namespace: a node with hundreds of pods has hundreds of veths, and a
+ * link missing here would make a route's device unknown. Grown as the dump goes; freed by
+ * the caller. */
 struct links {
-    struct link_info v[LINKS_MAX];
-    size_t n;
+    struct link_info *v;
+    size_t n, cap;
 };
 
 static const struct link_info *link_find(const struct links *l, int index)
@@ -37,8 +39,16 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 {
     struct links *l = data;
     const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-    if (nlh->nlmsg_type != RTM_NEWLINK || l->n >= LINKS_MAX)
+    if (nlh->nlmsg_type != RTM_NEWLINK)
         return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        struct link_info *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
     struct link_info *li = &l->v[l->n];
     memset(li, 0, sizeof(*li));
     li->index = ifi->ifi_index;
@@ -229,7 +239,7 @@ static int neighs_read(struct nl *nl, struct neigh_acc *acc)
 static int node_once(const char *host_iface, struct podnet *pn, char *err, size_t errlen)
 {
     struct nl nl;
-    struct links links; /* 8 KiB */
+    struct links links = {0};
     int rc = nl_open(&nl, NULL, err, errlen);
     if (rc)
         return rc;
@@ -269,6 +279,7 @@ static int node_once(const char *host_iface, struct podnet *pn, char *err, size_
     pn->worker_prefix = aacc.first_len;
     pn->dedicated = host_iface && host_iface[0] && strcmp(host_iface, racc.primary) != 0;
 out:
+    free(links.v);
     nl_close(&nl);
     return rc;
 }
@@ -276,7 +287,7 @@ out:
 static int pod_once(const char *netns_path, struct podnet *pn, char *err, size_t errlen)
 {
     struct nl nl;
-    struct links links;
+    struct links links = {0};
     int rc = nl_open(&nl, netns_path, err, errlen);
     if (rc)
         return rc;
@@ -330,6 +341,7 @@ static int pod_once(const char *netns_path, struct podnet *pn, char *err, size_t
     }
     podnet_routes_sort(pn->routes, pn->n_routes);
 out:
+    free(links.v);
     nl_close(&nl);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +80,9 @@ void nl_close(struct nl *nl)
     if (nl->sock)
         mnl_socket_close(nl->sock);
     nl->sock = NULL;
+    free(nl->rbuf);
+    nl->rbuf = NULL;
+    nl->rcap = 0;
 }
 
 struct nlmsghdr *nl_msg(struct nl *nl, void *buf, uint16_t type, uint16_t flags)
@@ -91,17 +95,50 @@ struct nlmsghdr *nl_msg(struct nl *nl, void *buf, uint16_t type, uint16_t flags)
     return nlh;
 }
 
+#define NL_RBUF_MIN 32768         /* the kernel's usual dump datagram fits */
+#define NL_RBUF_MAX (16u << 20) /* beyond any sane rtnetlink datagram */
+
+/* Reads one datagram whole: its size is peeked first and the buffer grown to it. */
+static ssize_t recv_whole(struct nl *nl)
+{
+    int fd = mnl_socket_get_fd(nl->sock);
+    ssize_t want;
+    do
+        want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+    while (want < 0 && errno == EINTR);
+    if (want < 0)
+        return -1;
+    if ((size_t)want > NL_RBUF_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (!nl->rbuf || nl->rcap < (size_t)want) {
+        size_t cap = nl->rcap ? nl->rcap : NL_RBUF_MIN;
+        while (cap < (size_t)want)
+            cap *= 2;
+        char *b = realloc(nl->rbuf, cap);
+        if (!b) {
+            errno = ENOMEM;
+            return -1;
+        }
+        nl->rbuf = b;
+        nl->rcap = cap;
+    }
+    ssize_t n;
+    do
+        n = mnl_socket_recvfrom(nl->sock, nl->rbuf, nl->rcap);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
 /* Reads answers to seq until the callback chain says stop; returns 0 or -errno. */
 static int run(struct nl *nl, uint32_t seq, nl_msg_cb cb, void *data)
 {
-    char buf[MNL_SOCKET_BUFFER_SIZE];
     for (;;) {
-        ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = recv_whole(nl);
         if (n < 0)
             return -errno;
-        int rc = mnl_cb_run(buf, (size_t)n, seq, nl->portid, (mnl_cb_t)cb, data);
+        int rc = mnl_cb_run(nl->rbuf, (size_t)n, seq, nl->portid, (mnl_cb_t)cb, data);
         if (rc == MNL_CB_STOP)
             return 0;
         if (rc < 0)

@@ -7,8 +7,8 @@
  * aborts the process rather than let a pool thread run in the pod's namespace). Blocking:
  * call from the loop's thread pool or at start-up, never from the loop thread.
  *
- * struct nl is owned by the caller; nl_close releases it. One struct nl is used by one
- * thread at a time. */
+ * struct nl is owned by the caller; nl_close releases it (socket and receive buffer). One
+ * struct nl is used by one thread at a time. */
 #ifndef VXLAN_NL_H
 #define VXLAN_NL_H
 
@@ -19,6 +19,11 @@
 struct nl {
     struct mnl_socket *sock;
     uint32_t portid, seq;
+    /* Receive buffer, sized to the largest datagram seen: a dump datagram can be far bigger
+     * than a page (a link with many altnames, a PF with its VFs), and one read into a smaller
+     * buffer loses its tail without an error. Freed by nl_close. */
+    char *rbuf;
+    size_t rcap;
 };
 
 /* Opens a NETLINK_ROUTE socket in the namespace at netns_path (a bind-mounted netns file

@@ -43,6 +43,7 @@ func vxlanScenarios() []scenario {
 		{"vxlan_create_fails_after_tunnel", scVxlanCreateFails},
 		{"vxlan_kill9_mid_start", scVxlanKill9MidStart},
 		{"vxlan_dedicated_needs_second_ip", scVxlanDedicated},
+		{"vxlan_crowded_pod_netns", scVxlanCrowded},
 	}
 }
 
@@ -170,8 +171,9 @@ func (tp *vxTopo) destroy() {
 	sh("nft", "delete", "table", "ip", "cttest")
 }
 
-// addBridgePod makes pod k as a bridge CNI does: veth, 10.244.1.(10+k)/24, default route.
-func (tp *vxTopo) addBridgePod(k int) *vxPod {
+// addBridgePod makes pod k as a bridge CNI does: veth, 10.244.1.(10+k)/24, default route;
+// before, if given, runs on the new pod namespace before its eth0 exists.
+func (tp *vxTopo) addBridgePod(k int, before ...func(ns string)) *vxPod {
 	t := tp.t
 	p := &vxPod{
 		name: fmt.Sprintf("pod%d", k), id: newSandboxID(),
@@ -183,6 +185,9 @@ func (tp *vxTopo) addBridgePod(k int) *vxPod {
 	t.must("ip", "netns", "add", p.ns)
 	t.must("ip", "netns", "add", p.vmpod)
 	t.must("ip", "-n", p.ns, "link", "set", "lo", "up")
+	for _, fn := range before {
+		fn(p.ns)
+	}
 	t.must("ip", "link", "add", p.hostIf, "type", "veth", "peer", "name", "eth0", "netns", p.ns)
 	t.must("ip", "link", "set", p.hostIf, "master", tp.br, "up")
 	t.must("ip", "-n", p.ns, "link", "set", "eth0", "address", p.mac)
@@ -700,6 +705,43 @@ func scVxlanPTP(t *T) {
 	}
 	checkNoTunnel(t, p)
 	checkNotrack(t, 555000, 9000, false)
+	checkNoState(t, d)
+}
+
+// A pod namespace whose eth0 comes after 280 other links and after one link whose netlink
+// message is bigger than a page (40 long altnames): the daemon must still find eth0 and its
+// default route (a dump read into a page-sized buffer loses what follows the big message, a
+// fixed-size link table what follows its end).
+func scVxlanCrowded(t *T) {
+	tp := newVxTopo(t)
+	defer tp.destroy()
+	crowd := func(ns string) {
+		var b strings.Builder
+		for i := 0; i < 140; i++ {
+			fmt.Fprintf(&b, "link add c%da type veth peer name c%db\n", i, i)
+		}
+		b.WriteString("link add big0 type veth peer name big1\n")
+		for i := 0; i < 40; i++ {
+			fmt.Fprintf(&b, "link property add dev big0 altname %s%02d\n", strings.Repeat("n", 100), i)
+		}
+		f := filepath.Join(t.dir, "crowd.batch")
+		if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+			t.Fatalf("%v", err)
+		}
+		t.must("ip", "-n", ns, "-batch", f)
+		if out := t.must("ip", "-n", ns, "-o", "link", "show", "dev", "big0"); strings.Count(out, "altname") != 40 {
+			t.Fatalf("big0 did not get its 40 altnames: %s", out)
+		}
+	}
+	p := tp.addBridgePod(1, crowd)
+	d := tp.startDaemon(t.defaultDirs())
+	pn := tp.podUp(d, p)
+	checkPodNetwork(t, p, pn, 4789, 555000)
+	checkWorkerTunnel(t, p, 555000, 4789)
+	if err := d.StopVM(p.id); err != nil {
+		t.Fatalf("StopVM: %s", describeErr(err))
+	}
+	checkNoTunnel(t, p)
 	checkNoState(t, d)
 }
 
