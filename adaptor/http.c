@@ -20,6 +20,10 @@ struct http {
     long connect_timeout_ms;
     struct http_call *wait_head, *wait_tail; /* queued for a slot */
     struct http_call *running;               /* doubly linked */
+    /* Calls libcurl would not take: answered from fail_timer, never from inside the
+     * http_start or http_cancel that tried to start them (the caller may not expect it). */
+    struct http_call *failed_head, *failed_tail;
+    uv_timer_t fail_timer;
     size_t handles;                          /* open libuv handles (timer + polls) */
     bool in_dispatch, freeing;
 };
@@ -332,6 +336,27 @@ static int call_setup(struct http *h, struct http_call *c)
     return rc ? -1 : 0;
 }
 
+static void fail_fire(uv_timer_t *t)
+{
+    struct http *h = t->data;
+    h->in_dispatch = true;
+    struct http_call *c;
+    while (!h->freeing && (c = h->failed_head)) {
+        h->failed_head = c->next;
+        if (!h->failed_head)
+            h->failed_tail = NULL;
+        struct http_response r = {.error = "cannot start the HTTP transfer (libcurl setup)", .body = ""};
+        c->cb(c->arg, &r);
+        call_free(c);
+    }
+    h->in_dispatch = false;
+    if (h->freeing) {
+        http_free(h);
+        return;
+    }
+    start_waiting(h);
+}
+
 static void start_waiting(struct http *h)
 {
     while (h->wait_head && h->active < h->max_active) {
@@ -341,9 +366,12 @@ static void start_waiting(struct http *h)
             h->wait_tail = NULL;
         c->next = NULL;
         if (call_setup(h, c) || curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
-            struct http_response r = {.error = "cannot start the HTTP transfer (libcurl setup)", .body = ""};
-            c->cb(c->arg, &r);
-            call_free(c);
+            if (h->failed_tail)
+                h->failed_tail->next = c;
+            else
+                h->failed_head = c;
+            h->failed_tail = c;
+            uv_timer_start(&h->fail_timer, fail_fire, 0, 0);
             continue;
         }
         c->next = h->running;
@@ -408,18 +436,21 @@ void http_cancel(struct http_call *c)
             start_waiting(h);
         return;
     }
-    struct http_call *prev = NULL;
-    for (struct http_call *q = h->wait_head; q; prev = q, q = q->next) {
-        if (q != c)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            h->wait_head = q->next;
-        if (h->wait_tail == q)
-            h->wait_tail = prev;
-        call_free(q);
-        return;
+    struct http_call **lists[2][2] = {{&h->wait_head, &h->wait_tail}, {&h->failed_head, &h->failed_tail}};
+    for (int l = 0; l < 2; l++) {
+        struct http_call *prev = NULL;
+        for (struct http_call *q = *lists[l][0]; q; prev = q, q = q->next) {
+            if (q != c)
+                continue;
+            if (prev)
+                prev->next = q->next;
+            else
+                *lists[l][0] = q->next;
+            if (*lists[l][1] == q)
+                *lists[l][1] = prev;
+            call_free(q);
+            return;
+        }
     }
 }
 
@@ -446,8 +477,10 @@ struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err,
     }
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
+    uv_timer_init(loop, &h->fail_timer);
+    h->fail_timer.data = h;
     h->turn = cfg->turn;
-    h->handles = 1;
+    h->handles = 2;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -474,6 +507,12 @@ void http_free(struct http *h)
         call_free(c);
     }
     h->wait_tail = NULL;
+    while (h->failed_head) {
+        struct http_call *c = h->failed_head;
+        h->failed_head = c->next;
+        call_free(c);
+    }
+    h->failed_tail = NULL;
     while (h->running) {
         struct http_call *c = h->running;
         curl_multi_remove_handle(h->multi, c->easy);
@@ -484,6 +523,8 @@ void http_free(struct http *h)
     h->multi = NULL;
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, handle_closed);
+    uv_timer_stop(&h->fail_timer);
+    uv_close((uv_handle_t *)&h->fail_timer, handle_closed);
 }
 
 const char *http_header_get(const struct http_response *r, const char *name)

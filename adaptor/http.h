@@ -64,7 +64,7 @@ struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err,
  * on the loop's next iterations. */
 void http_free(struct http *h);
 
-/* NULL only on allocation failure. */
+/* NULL only on allocation failure. cb never runs from inside http_start or http_cancel. */
 struct http_call *http_start(struct http *h, const struct http_request *req, http_cb cb, void *arg);
 void http_cancel(struct http_call *c);
 

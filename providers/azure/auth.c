@@ -18,6 +18,7 @@ struct az_token_wait {
     az_token_cb cb;
     void *arg;
     struct az_token_wait *next;
+    bool due; /* waiting when the answer came: wake() gives it this answer */
 };
 
 struct az_auth {
@@ -190,15 +191,23 @@ void az_auth_invalidate(struct az_auth *a)
     a->retry_at = 0;
 }
 
+/* Answers everyone waiting now, one at a time off the live list: a callback may forget
+ * another waiter (a create that fails ends its other calls) or start waiting anew (then for
+ * the next fetch, not this answer). */
 static void wake(struct az_auth *a, const char *token, const char *err)
 {
-    struct az_token_wait *w = a->waiters;
-    a->waiters = NULL;
-    while (w) {
-        struct az_token_wait *next = w->next;
+    for (struct az_token_wait *w = a->waiters; w; w = w->next)
+        w->due = true;
+    for (;;) {
+        struct az_token_wait **pp = &a->waiters;
+        while (*pp && !(*pp)->due)
+            pp = &(*pp)->next;
+        struct az_token_wait *w = *pp;
+        if (!w)
+            return;
+        *pp = w->next;
         w->cb(w->arg, token, err);
         free(w);
-        w = next;
     }
 }
 
