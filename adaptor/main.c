@@ -437,6 +437,15 @@ int main(int argc, char **argv)
         return rc == CONFIG_PARSE_HELP ? 0 : 1;
     }
     log_level_set((enum log_level)log_level_parse(d.cfg.log_level));
+    /* A peer that hangs up before its answer is written (a shim, a pod VM) must cost a write
+     * error on that connection, not the process: libuv leaves SIGPIPE at its default. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    if (sigaction(SIGPIPE, &ign, NULL)) {
+        fprintf(stderr, "cloud-api-adaptor: ignoring SIGPIPE: %s\n", strerror(errno));
+        d.pops->options_free(d.popts);
+        config_registry_free(&d.reg);
+        return 1;
+    }
     if (fds_prepare(fds_expected(d.cfg.peerpods_limit), err, sizeof(err))) /* before any thread */
         log_warn("adaptor", "file descriptors: %s; the table grows on demand", err);
     int status = daemon_run(&d);

@@ -175,9 +175,13 @@ static void conn_send(struct conn *cn, const struct ttrpc_header *h, int32_t cod
 static void call_answer(struct ttrpc_call *c, int32_t code, const char *msg, size_t msg_len, const uint8_t *payload,
                         size_t payload_len)
 {
-    if (c->conn && !c->conn->closing) {
+    /* Off its connection first: a failed write closes the connection, which cancels the calls
+     * still on it, and this one is being answered (its cancel hook must not run). */
+    struct conn *cn = c->conn;
+    call_unlink(c);
+    if (cn && !cn->closing) {
         struct ttrpc_header h = {0, c->stream_id, TTRPC_RESPONSE, 0};
-        conn_send(c->conn, &h, code, msg, msg_len, payload, payload_len);
+        conn_send(cn, &h, code, msg, msg_len, payload, payload_len);
     }
     call_free(c);
 }

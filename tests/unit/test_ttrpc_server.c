@@ -1,6 +1,10 @@
 /* ttrpc_server over a real socket: byte-by-byte writes, pipelined calls answered out of
  * order, deadlines reaching the handler, oversize frames, and connection-close cancels. */
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +34,8 @@ struct fixture {
     struct ttrpc_call *held; /* a call the "hold" handler keeps open */
     uv_timer_t slow;
     struct ttrpc_call *slow_call;
+    uv_async_t answer; /* the client thread asks the loop to answer the held call */
+    sem_t answered;
 };
 
 static void echo(struct ttrpc_call *c, const uint8_t *p, size_t n, void *ctx)
@@ -78,12 +84,25 @@ static const struct ttrpc_method methods[] = {
     {"test.T", "Hold", hold},
 };
 
+static void answer_cb(uv_async_t *a)
+{
+    struct fixture *f = a->data;
+    if (f->held) {
+        struct ttrpc_call *c = f->held;
+        f->held = NULL;
+        static const uint8_t out[] = "late";
+        ttrpc_call_reply(c, out, 4);
+    }
+    sem_post(&f->answered);
+}
+
 static void stop_cb(uv_async_t *a)
 {
     struct fixture *f = a->data;
     ttrpc_server_close(f->srv);
     uv_close((uv_handle_t *)&f->stop, NULL);
     uv_close((uv_handle_t *)&f->slow, NULL);
+    uv_close((uv_handle_t *)&f->answer, NULL);
 }
 
 static int setup(void **state)
@@ -97,6 +116,9 @@ static int setup(void **state)
     f->stop.data = f;
     uv_timer_init(&f->loop, &f->slow);
     f->slow.data = f;
+    uv_async_init(&f->loop, &f->answer, answer_cb);
+    f->answer.data = f;
+    sem_init(&f->answered, 0, 0);
     f->srv = ttrpc_server_new(&f->loop, methods, 3, f);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -112,6 +134,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    sem_destroy(&f->answered);
     unlink(f->path);
     rmdir(f->dir);
     free(f);
@@ -343,14 +366,50 @@ static void test_close_cancels_calls(void **state)
     assert_null(f->held);
 }
 
+/* The client stops reading (its socket refuses data: EPIPE) without hanging up, so the
+ * server learns of it only when it answers the held call: the failed write closes the
+ * connection, which cancels the calls on it, and the one being answered must not be one of
+ * them (its cancel hook answered and freed it a second time). */
+static void refuse_answers(struct fixture *f, int fd)
+{
+    uint8_t frame[256];
+    size_t n = request_frame(frame, 1, "Hold", NULL, 0);
+    CHECK(write(fd, frame, n) == (ssize_t)n);
+    n = request_frame(frame, 3, "Echo", "x", 0);
+    CHECK(write(fd, frame, n) == (ssize_t)n);
+    struct reply r;
+    CHECK(read_reply(fd, &r) == 0 && r.stream == 3);
+    CHECK(shutdown(fd, SHUT_RD) == 0);
+    uv_async_send(&f->answer);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int rc;
+    while ((rc = sem_timedwait(&f->answered, &until)) && errno == EINTR)
+        ;
+    CHECK(rc == 0);
+}
+
+static void test_answer_to_refusing_peer(void **state)
+{
+    struct fixture *f = *state;
+    client_errors = 0;
+    run_client(f, refuse_answers);
+    assert_int_equal(client_errors, 0);
+    assert_int_equal(f->cancels, 0); /* the answered call was not cancelled as well */
+    assert_null(f->held);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as the daemon: a refused write is an error, not a signal */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bytewise_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_reaches_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversize_keeps_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_to_refusing_peer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ func scenarios() []scenario {
 		{"stream_id_reuse", scStreamIDReuse},
 		{"multiplexed_connection", scMultiplexed},
 		{"bad_sandbox_ids", scBadSandboxIDs},
+		{"peer_stops_reading", scPeerStopsReading},
 		{"peerpods_limit", scLimit},
 		{"create_failure", scCreateFailure},
 		{"delete_failure_retried", scDeleteFailure},
@@ -450,6 +451,46 @@ func scMultiplexed(t *T) {
 	}
 	if r.Code != 0 {
 		t.Errorf("StartVM: code %d message %q", r.Code, r.Message)
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+// A client that stops reading without hanging up (shutdown(SHUT_RD): the daemon's answer
+// fails with EPIPE) on the hypervisor socket and on an agent socket: that connection ends,
+// the daemon keeps serving (a SIGPIPE left at its default killed the process).
+func scPeerStopsReading(t *T) {
+	d := t.StartDaemon()
+	refuse := func(sock string, frame []byte) {
+		c, err := dialRaw(sock)
+		if err != nil {
+			t.Fatalf("dial %s: %v", sock, err)
+		}
+		defer c.Close()
+		if err := c.Conn.(*net.UnixConn).CloseRead(); err != nil {
+			t.Fatalf("shutdown(SHUT_RD): %v", err)
+		}
+		if err := c.send(frame); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	refuse(d.Dirs.Sock, versionRequestFrame(1))
+	// That request was readable before this connection existed: the daemon answered it (and
+	// met the refusal) before it answers these.
+	for i := 0; i < 2; i++ {
+		c, err := dialRaw(d.Dirs.Sock)
+		if err != nil {
+			t.Fatalf("the daemon is gone after a client stopped reading: %v", err)
+		}
+		expectVersionOn(t, c, 1, "Version after a client stopped reading")
+		c.Close()
+	}
+	id := newSandboxID()
+	sock := mustCreateStart(t, d, id, "norecv", kataAnnotations("norecv", "default"))
+	refuse(sock, encodeFrame(1, msgTypeRequest, 0, encodeRequest("grpc.Health", "Check", nil, 0)))
+	for i := 0; i < 2; i++ {
+		if _, err := agentCallRaw(sock, "grpc.Health", "Check", nil, 10*time.Second, nil); err != nil {
+			t.Fatalf("Health after a shim connection stopped reading: %s", describeErr(err))
+		}
 	}
 	mustOK(t, "StopVM", d.StopVM(id))
 }
