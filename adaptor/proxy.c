@@ -1181,6 +1181,7 @@ static void link_proven(struct proxy *px)
     log_info(LOG, "agent link %s sandbox=%s vm=%s addr=%s transport=%s", px->ever_up ? "up again" : "up",
              px->sandbox_id, px->vm_name, px->addr_text, px->ctx ? "mtls" : "tcp");
     px->ever_up = true;
+    up_pause_update(px); /* a shim connection still full from before keeps the new link paused */
     queue_flush(px);
     ready_report(px, 0, NULL);
 }
@@ -1206,6 +1207,10 @@ static void dial(struct proxy *px)
         return;
     static const struct tls_conn_cbs cbs = {up_on_connected, up_data, up_lost, up_drained};
     char err[256];
+    /* A new ttrpc connection: its stream ids start again, so a long-lived sandbox's reconnect
+     * also moves it away from the 32-bit wrap (nothing is in flight: calls wait for the link). */
+    if (!px->ncalls)
+        px->next_up_id = 1;
     px->up = tls_conn_dial(px->loop, (const struct sockaddr *)&px->addr, px->ctx, px->ctx ? ssl_prepare : NULL, px,
                            &cbs, px, err, sizeof(err));
     if (!px->up) {
