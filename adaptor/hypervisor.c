@@ -149,7 +149,12 @@ static void op_cancel_hook(struct ttrpc_call *call, int code, void *arg)
     if (op->d->shutting_down)
         return;
     if (op->sb->op != op) {
-        /* Still queued behind another operation: answer now and forget it. */
+        /* Still queued behind another operation: answer now. A StopVM stays queued without
+         * its caller (DECISIONS 2: the deletion it asked for is owed even if nobody waits). */
+        if (op->kind == OP_STOP) {
+            op_fail(op, code, "%s", code == TTRPC_DEADLINE_EXCEEDED ? "context deadline exceeded" : "context canceled");
+            return;
+        }
         op_queue_unlink(op->sb, op);
         op_fail(op, code, "%s", code == TTRPC_DEADLINE_EXCEEDED ? "context deadline exceeded" : "context canceled");
         free(op);
@@ -718,12 +723,16 @@ static void start_rollback_saved(void *arg, int err)
         bool agent = strncmp(op->perr.msg, "error connecting to agent", 25) == 0;
         op_fail(op, op->perr.code ? op->perr.code : TTRPC_UNKNOWN, agent ? "%s" : "creating an instance : %s",
                 op->perr.msg);
-    } else if (op->cancel_code == TTRPC_DEADLINE_EXCEEDED) {
-        op_fail(op, TTRPC_DEADLINE_EXCEEDED, "%s",
-                "context deadline exceeded: the VM was not ready before StartVM's deadline and was deleted");
     } else {
-        op_fail(op, TTRPC_CANCELED, "%s", "context canceled: StartVM was canceled (by StopVM or the caller) and "
-                                          "the VM was deleted");
+        /* The rollback's delete may have failed: then the record still names the VM. */
+        const char *fate = sb->inst.name[0] ? "deleting the VM failed (see the daemon's log); StopVM deletes it"
+                                            : "the VM was deleted";
+        if (op->cancel_code == TTRPC_DEADLINE_EXCEEDED)
+            op_fail(op, TTRPC_DEADLINE_EXCEEDED,
+                    "context deadline exceeded: the VM was not ready before StartVM's deadline and %s", fate);
+        else
+            op_fail(op, TTRPC_CANCELED, "context canceled: StartVM was canceled (by StopVM or the caller) and %s",
+                    fate);
     }
     op_done(op);
 }

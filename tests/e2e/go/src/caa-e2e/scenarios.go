@@ -38,6 +38,7 @@ func scenarios() []scenario {
 		{"delete_failure_retried", scDeleteFailure},
 		{"stop_during_start", scStopDuringStart},
 		{"start_deadline", scStartDeadline},
+		{"stop_outlives_its_caller", scStopOutlivesCaller},
 		{"crash_and_restart", scCrashRestart},
 		{"sigterm", scSigterm},
 		{"restart_keeps_sandbox", scRestartKeepsSandbox},
@@ -655,6 +656,44 @@ func scStopDuringStart(t *T) {
 	}
 	if !waitFor(5*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, id)) }) {
 		t.Errorf("sandbox dir still present 5s after StopVM: %q", listTree(filepath.Join(d.Dirs.PodsDir, id)))
+	}
+}
+
+// A StopVM that waits behind the StartVM it cancelled, and whose own deadline passes first,
+// is answered but still carried out (DECISIONS 2): here the rollback's delete fails, so only
+// the StopVM's own delete removes the VM, the record and the node's pod slot.
+func scStopOutlivesCaller(t *T) {
+	d := t.StartDaemon("-fake-create-delay", "30s", "-fake-delete-delay", "2s", "-fake-delete-fail-count", "1",
+		"-peerpods-limit-per-node", "1")
+	id := newSandboxID()
+	pod := "stop-outlives"
+	inst := filepath.Join(d.Dirs.FakeDir, instanceName(pod, id))
+	d.MustCreate(id, pod, "default")
+	ch := startAsync(d, id, optsStart)
+	if !waitFor(10*time.Second, func() bool { return exists(inst) }) {
+		t.Fatalf("instance file never appeared while StartVM was in flight")
+	}
+	err := d.Call(hypervisorService, "StopVM", &StopVMRequest{Id: id}, &StopVMResponse{},
+		callOpts{ServerTimeout: time.Second, ClientWait: 15 * time.Second})
+	expectCode(t, "StopVM with a 1s deadline behind a slow rollback", err, 4, nil, "")
+	r, ok := waitResult(ch, 15*time.Second)
+	if !ok {
+		t.Fatalf("StartVM still pending")
+	}
+	expectCode(t, "StartVM cancelled by StopVM, rollback delete failed", r.err, 1,
+		msgContains("deleting the VM failed"), `naming the failed delete, not "the VM was deleted"`)
+	if !waitFor(15*time.Second, func() bool { return !exists(inst) }) {
+		t.Errorf("the VM is still there 15 s after the StopVM whose caller gave up: %q", listTree(d.Dirs.FakeDir))
+	}
+	if !waitFor(5*time.Second, func() bool { return !exists(filepath.Join(d.Dirs.PodsDir, id)) }) {
+		t.Errorf("sandbox record still present: %q", listTree(filepath.Join(d.Dirs.PodsDir, id)))
+	}
+	// The pod slot is free again (limit 1).
+	id2 := newSandboxID()
+	if _, err := d.CreateVM(id2, "after", "default"); err != nil {
+		t.Errorf("CreateVM after the stop: %s", describeErr(err))
+	} else {
+		mustOK(t, "StopVM", d.StopVM(id2))
 	}
 }
 
