@@ -700,8 +700,15 @@ static void poll_done(struct job *j)
     op->inflight = false;
     if (!op->failed && op->inst.n_ips) {
         log_info(LOG, "VM %s has address %s", op->name, op->inst.ips[0]);
-        if (op->cbs.on_address)
+        if (op->cbs.on_address) {
+            /* The callback may cancel (the tunnel cannot be set up): counted as in flight, the
+             * cancel only marks the op, which finishes here once, not under this frame. */
+            op->inflight = true;
             op->cbs.on_address(op->arg, &op->inst);
+            op->inflight = false;
+        }
+        if (op_cancelled(op))
+            op->failed = true;
         op_finish(op);
         return;
     }

@@ -41,6 +41,8 @@ struct env {
 };
 
 struct result {
+    struct provider_op *cancel_in_address; /* on_address cancels this op, as the core does */
+    int done_calls;
     bool done, addressed;
     bool failed;
     struct provider_error err;
@@ -53,11 +55,14 @@ static void on_address(void *arg, const struct provider_instance *inst)
     struct result *r = arg;
     r->addressed = true;
     r->inst = *inst;
+    if (r->cancel_in_address)
+        libvirt_provider_ops.cancel(r->cancel_in_address);
 }
 
 static void on_done(void *arg, const struct provider_error *err, const struct provider_instance *inst)
 {
     struct result *r = arg;
+    r->done_calls++;
     r->done = true;
     r->failed = err != NULL;
     if (err)
@@ -495,6 +500,29 @@ static void test_deadline_and_cancel(void **state)
     env_close(&e);
 }
 
+/* The core cancels from inside on_address when the pod's tunnel cannot be set up: the op
+ * ends once, cancelled, after the callback returns (it was finished and freed under it). */
+static void test_cancel_inside_on_address(void **state)
+{
+    (void)state;
+    struct env e;
+    assert_int_equal(env_open(&e, NULL, 0), 0);
+    struct pod_spec ps = pod("addrcancel");
+    struct result r;
+    struct provider_op *op = create(&e, "podvm-addrcancel-77777777", "77777777", &ps, 0, &r);
+    r.cancel_in_address = op;
+    run_until(&e, &r.done);
+    for (int i = 0; i < 20; i++)
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_true(r.addressed);
+    assert_int_equal(r.done_calls, 1);
+    assert_true(r.failed);
+    assert_int_equal(r.err.code, TTRPC_CANCELED);
+    destroy(&e, r.inst.name, r.inst.id);
+    assert_false(domain_exists(&e, "podvm-addrcancel-77777777"));
+    env_close(&e);
+}
+
 /* /readyz's view: unreachable while libvirt cannot be connected to, reachable once it can. */
 static void test_unreachable(void **state)
 {
@@ -573,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_leftover_domain_replaced),
         cmocka_unit_test(test_address_within_one_poll),
         cmocka_unit_test(test_deadline_and_cancel),
+        cmocka_unit_test(test_cancel_inside_on_address),
         cmocka_unit_test(test_shutdown_in_flight),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_bad_settings),
