@@ -1149,10 +1149,35 @@ static void list_page(void *arg, const struct http_response *r)
         cb(a, &e, NULL, 0);
         return;
     }
-    struct az_vm_entry ents[64];
+    /* A page holds as many VMs as ARM chooses (the resource group may be shared): every one is
+     * read, or an orphan of ours past a fixed count would never be collected. */
+    size_t ecap = 128;
+    struct az_vm_entry *ents = malloc(ecap * sizeof(*ents));
     char *next = NULL;
-    int n = azjson_vm_list(r->body, r->body_len, ents, 64, &next);
-    for (int i = 0; i < n && i < 64; i++) {
+    bool oom = !ents;
+    int n = ents ? azjson_vm_list(r->body, r->body_len, ents, ecap, &next) : -1;
+    if (n > (int)ecap) {
+        free(next);
+        next = NULL;
+        ecap = (size_t)n;
+        struct az_vm_entry *more = realloc(ents, ecap * sizeof(*ents));
+        oom = !more;
+        if (more)
+            ents = more;
+        n = more ? azjson_vm_list(r->body, r->body_len, ents, ecap, &next) : -1;
+    }
+    if (n < 0) {
+        free(ents);
+        free(next);
+        struct provider_error e = {.code = TTRPC_UNKNOWN};
+        snprintf(e.msg, sizeof(e.msg), "listing VMs: %s", oom ? "out of memory" : "the answer is not a VM list");
+        provider_list_cb cb = l->cb;
+        void *a = l->arg;
+        list_free(l);
+        cb(a, &e, NULL, 0);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
         if (!ents[i].ours || strcmp(ents[i].node, l->p->node))
             continue;
         if (l->n == l->cap) {
@@ -1170,6 +1195,7 @@ static void list_page(void *arg, const struct http_response *r)
         snprintf(pi->sandbox_id, sizeof(pi->sandbox_id), "%s", ents[i].sandbox);
         pi->created_unix = ents[i].created_unix;
     }
+    free(ents);
     if (next && poll_url_ok(l->p, next) && ++l->pages < LIST_PAGES_MAX) {
         l->call = arm_start(l->p, "GET", next, NULL, 0, list_page, l);
         free(next);

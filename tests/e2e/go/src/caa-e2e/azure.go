@@ -581,6 +581,11 @@ func scAzureOrphanGC(t *T) {
 	arm.AddVM("podvm-other-node", ours("other-node", old))
 	arm.AddVM("someones-vm", map[string]interface{}{"team": "db"})
 	arm.AddVM("untagged-vm", nil)
+	// A shared resource group: 100 VMs of others come first on the listing page, so ours is
+	// the 101st entry of that page.
+	for i := 0; i < 100; i++ {
+		arm.AddVM(fmt.Sprintf("aaa-shared-%03d", i), map[string]interface{}{"team": "web"})
+	}
 	t.env = []string{"NODE_NAME=gc-node"}
 	d := t.StartDaemonDirs(dirs)
 	if !waitFor(30*time.Second, func() bool {
@@ -594,8 +599,16 @@ func scAzureOrphanGC(t *T) {
 	azureLifecycle(t, d, "after-gc", nil, nil)
 	arm.mu.Lock()
 	var left []string
+	shared := 0
 	for n := range arm.VMs {
+		if strings.HasPrefix(n, "aaa-shared-") {
+			shared++
+			continue
+		}
 		left = append(left, n)
+	}
+	if shared != 100 {
+		t.Errorf("%d of the 100 VMs of others are left", shared)
 	}
 	var deletes []string
 	for _, r := range arm.Requests {

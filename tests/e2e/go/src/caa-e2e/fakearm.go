@@ -666,8 +666,13 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]string{"status": "Succeeded"})
 	case r.Method == "GET" && p == rgp+"Microsoft.Compute/virtualMachines":
 		v := []map[string]interface{}{}
-		for n, vm := range f.VMs {
-			v = append(v, map[string]interface{}{"name": n, "id": rgp + "Microsoft.Compute/virtualMachines/" + n, "tags": vm.Tags})
+		names := make([]string, 0, len(f.VMs))
+		for n := range f.VMs {
+			names = append(names, n)
+		}
+		sort.Strings(names) // one page, in name order: tests can place a VM far down it
+		for _, n := range names {
+			v = append(v, map[string]interface{}{"name": n, "id": rgp + "Microsoft.Compute/virtualMachines/" + n, "tags": f.VMs[n].Tags})
 		}
 		reply(w, 200, map[string]interface{}{"value": v})
 	case strings.HasPrefix(p, rgp+"Microsoft.Compute/virtualMachines/"):
