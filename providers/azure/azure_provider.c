@@ -25,6 +25,7 @@
 #define POLL_MAX_MS 30000
 #define NIC_POLL_MS 1000
 #define LIST_PAGES_MAX 100
+#define DELETE_POLL_MAX_MS (10 * 60 * 1000) /* one resource's deletion; VMs take minutes */
 
 struct az_options {
     const char *client_id, *secret, *tenant, *subscription, *region, *rg, *size, *sizes, *zone, *subnet, *nsg;
@@ -921,6 +922,7 @@ struct az_del {
     enum del_stage stage;
     char url[1024], poll_url[2048];
     bool poll_async;
+    uint64_t poll_until; /* loop ms: a deletion ARM never finishes fails, and is retried */
     struct arm_call *call;
     uv_timer_t timer;
     provider_delete_cb cb;
@@ -992,6 +994,14 @@ static void del_polled(void *arg, const struct http_response *r)
     enum az_state st = azjson_state(r->body, r->body_len);
     if (!d->poll_async && st == AZ_STATE_NONE)
         st = r->status == 202 ? AZ_STATE_IN_PROGRESS : AZ_STATE_SUCCEEDED;
+    if (st != AZ_STATE_SUCCEEDED && st != AZ_STATE_FAILED && st != AZ_STATE_CANCELED &&
+        uv_now(d->p->loop) >= d->poll_until) {
+        struct provider_error e = {.code = TTRPC_DEADLINE_EXCEEDED};
+        snprintf(e.msg, sizeof(e.msg), "%s of %s: not finished after %d minutes; it is tried again", what, d->name,
+                 DELETE_POLL_MAX_MS / 60000);
+        del_finish(d, &e);
+        return;
+    }
     if (st == AZ_STATE_SUCCEEDED) {
         d->stage++;
         del_step(d);
@@ -1021,23 +1031,29 @@ static void del_answered(void *arg, const struct http_response *r)
     d->call = NULL;
     char what[96];
     snprintf(what, sizeof(what), "beginning %s", del_what(d));
-    if (r->status == 200 || r->status == 204 || r->status == 404) { /* 404: already gone (DECISIONS 2) */
+    if (r->status == 404) { /* already gone (DECISIONS 2) */
         d->stage++;
         del_step(d);
         return;
     }
-    if (r->status != 202 && r->status != 201) {
+    if (r->status < 200 || r->status > 204 || r->status == 203) {
         del_fail(d, r, what);
         return;
     }
+    /* Any success that names an operation is polled to its end (spec 4.1), a 200 too. */
     const char *async = http_header_get(r, "azure-asyncoperation");
     const char *loc = http_header_get(r, "location");
     d->poll_async = async && poll_url_ok(d->p, async);
+    d->poll_until = uv_now(d->p->loop) + DELETE_POLL_MAX_MS;
     if (d->poll_async)
         snprintf(d->poll_url, sizeof(d->poll_url), "%s", async);
     else if (loc && poll_url_ok(d->p, loc))
         snprintf(d->poll_url, sizeof(d->poll_url), "%s", loc);
-    else {
+    else if (r->status == 200 || r->status == 204) {
+        d->stage++; /* done at once */
+        del_step(d);
+        return;
+    } else {
         struct provider_error e = {.code = TTRPC_UNKNOWN};
         snprintf(e.msg, sizeof(e.msg), "%s of %s: response is missing polling URL", what, d->name);
         del_finish(d, &e);

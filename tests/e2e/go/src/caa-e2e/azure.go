@@ -127,6 +127,7 @@ func azureScenarios() []scenario {
 		{"azure_delete_404", scAzureDelete404},
 		{"azure_kill9_mid_create", scAzureKill9},
 		{"azure_orphan_gc", scAzureOrphanGC},
+		{"azure_delete_200_polled", scAzureDelete200Polled},
 		{"azure_concurrent_100", scAzureConcurrent},
 		{"azure_cloud_config_verify", scAzureVerify},
 		{"azure_csi_data_disks", scAzureDataDisks},
@@ -564,6 +565,26 @@ func scAzureKill9(t *T) {
 		}
 	}
 	expectNoSecrets(t, d2, arm)
+}
+
+// A VM DELETE answered 200 with an Azure-AsyncOperation header is still running: the
+// daemon polls that operation to its end before it calls the VM deleted (spec 4.1).
+func scAzureDelete200Polled(t *T) {
+	arm, dirs := azureEnv(t, "127.0.0.1")
+	defer arm.Close()
+	arm.DeleteStatus = 200
+	d := t.StartDaemonDirs(dirs)
+	vm := azureLifecycle(t, d, "del200", nil, nil)
+	arm.mu.Lock()
+	polled := false
+	for _, r := range arm.Requests {
+		polled = polled || (strings.HasPrefix(r, "GET ") && strings.Contains(r, "op-delete-"+vm))
+	}
+	arm.mu.Unlock()
+	if !polled {
+		t.Errorf("the delete's operation was never polled after a 200 naming it")
+	}
+	expectEmptyCloud(t, arm, "after StopVM")
 }
 
 // Orphan GC at start-up: only an old VM carrying this node's ownership tags and unknown to

@@ -107,6 +107,7 @@ type FakeARM struct {
 	PublicIP       string        // the address of public IPs
 	FailCreate     string        // error code: the create operation ends Failed (VM, NIC, disk left)
 	KeepOnDelete   bool          // VM DELETE leaves the NIC, disk and public IP (a failed create's leftovers)
+	DeleteStatus   int           // status of an accepted VM DELETE (202 by default; 200 still names its operation)
 	Faults         []*Fault
 	stormUntil     time.Time
 	stormAfter     int
@@ -771,6 +772,10 @@ func (f *FakeARM) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Azure-AsyncOperation", opURL(op))
 			if f.OpRetryAfter != "" {
 				w.Header().Set("Retry-After", f.OpRetryAfter)
+			}
+			if f.DeleteStatus != 0 {
+				w.WriteHeader(f.DeleteStatus)
+				return
 			}
 			w.WriteHeader(202)
 		default:
