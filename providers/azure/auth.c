@@ -58,7 +58,9 @@ int64_t az_auth_refresh_after_s(int64_t expires_in)
 {
     if (expires_in <= 0)
         return 0;
-    return expires_in > 600 ? expires_in - 300 : expires_in > 300 ? expires_in - 300 : expires_in / 2;
+    if (expires_in >= 7200) /* long-lived (IMDS: 24 h): at half-life, as the Azure SDK */
+        return expires_in / 2;
+    return expires_in > 300 ? expires_in - 300 : expires_in / 2;
 }
 
 char *az_form_escape(const char *s)

@@ -3,8 +3,8 @@
  * re-read at every refresh, so kubelet's rotation is picked up); managed identity through
  * IMDS when neither a secret nor a token file is configured.
  *
- * The token is cached and refreshed when less than 5 minutes of its life remain (half its
- * life for short-lived ones); callers asking meanwhile share one refresh. A failed refresh
+ * The token is cached and refreshed when less than 5 minutes of its life remain (at half its
+ * life for tokens of 2 hours or more, and for those of 5 minutes or less); callers asking meanwhile share one refresh. A failed refresh
  * while the old token is valid keeps using it. Tokens, secrets and assertions are wiped
  * when freed and never logged.
  *

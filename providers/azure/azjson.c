@@ -425,6 +425,8 @@ char *azjson_token(const char *body, size_t len, int64_t *expires_in)
         if (*s && !*end)
             e = v;
     }
+    if (e > AZ_TOKEN_LIFE_MAX_S) /* a cloud-supplied number: no wrap in the expiry sums */
+        e = AZ_TOKEN_LIFE_MAX_S;
     char *out = NULL;
     if (tok && *tok && e > 0 && strlen(tok) < 65536)
         out = strdup(tok);

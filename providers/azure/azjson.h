@@ -98,6 +98,7 @@ int azjson_public_ip(const char *body, size_t len, char *out, size_t outlen);
 
 /* An OAuth token reply (Entra ID or IMDS): access_token and expires_in (number or numeric
  * string). Returns the token (malloc'd) or NULL. */
+#define AZ_TOKEN_LIFE_MAX_S (366 * 24 * 3600) /* longer expires_in values are cut to this */
 char *azjson_token(const char *body, size_t len, int64_t *expires_in);
 void azjson_secret_free(char *s);
 

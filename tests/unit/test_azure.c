@@ -280,6 +280,11 @@ static void test_readers(void **state)
     assert_int_equal(exp, 3599);
     azjson_secret_free(tk);
     assert_null(azjson_token("{\"access_token\":\"x\"}", 20, &exp));
+    const char *huge = "{\"expires_in\":9223372036854775807,\"access_token\":\"tok2\"}";
+    tk = azjson_token(huge, strlen(huge), &exp);
+    assert_string_equal(tk, "tok2");
+    assert_int_equal(exp, AZ_TOKEN_LIFE_MAX_S); /* cut: now + exp * 1000 must not wrap */
+    azjson_secret_free(tk);
 
     const char *list = "{\"value\":[{\"name\":\"a\",\"id\":\"/x/a\",\"tags\":{\"peerpods-created-by\":"
                        "\"cloud-api-adaptor\",\"peerpods-node\":\"n1\",\"peerpods-sandbox-id\":\"s1\","
@@ -331,6 +336,8 @@ static void test_retry_policy(void **state)
     assert_int_equal(az_auth_refresh_after_s(301), 1);
     assert_int_equal(az_auth_refresh_after_s(120), 60);
     assert_int_equal(az_auth_refresh_after_s(0), 0);
+    assert_int_equal(az_auth_refresh_after_s(7199), 6899);
+    assert_int_equal(az_auth_refresh_after_s(86400), 43200); /* IMDS tokens: at half-life */
     char *f = az_form_escape("https://management.core.windows.net//.default a&b=c~");
     assert_string_equal(f, "https%3A%2F%2Fmanagement.core.windows.net%2F%2F.default+a%26b%3Dc~");
     free(f);
