@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Last value of key, or NULL if the key is absent. */
@@ -64,6 +65,29 @@ static char *annotation_pod_name(const char *v)
     return strdup(v);
 }
 
+/* Kubernetes names are ASCII; the pod's name and namespace also go into XML (libvirt domain
+ * metadata), YAML and cloud tags, where control characters or broken UTF-8 cannot go. */
+static bool name_printable(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : 0;
+        if (!k || *p == 0xc0 || *p == 0xc1 || *p > 0xf4)
+            return false;
+        for (size_t i = 1; i <= k; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+        p += k + 1;
+    }
+    return true;
+}
+
 static void set_err(char *err, size_t errlen, const char *msg)
 {
     if (err && errlen > 0)
@@ -102,6 +126,12 @@ int pod_spec_parse(struct pod_spec *out, const struct annotation *a, size_t n, c
     if (!ps.pod_namespace[0]) {
         set_err(err, errlen,
                 "namespace name " ANNOTATION_SANDBOX_NAMESPACE " is missing in annotations");
+        goto fail;
+    }
+    if (!name_printable(ps.pod_name) || !name_printable(ps.pod_namespace)) {
+        set_err(err, errlen,
+                "pod name (" ANNOTATION_SANDBOX_NAME ") or namespace (" ANNOTATION_SANDBOX_NAMESPACE
+                ") holds control characters or invalid UTF-8");
         goto fail;
     }
 

@@ -151,6 +151,40 @@ static void test_missing_namespace(void **state)
     assert_string_equal(err, "pod name");
 }
 
+/* Names that XML, YAML and cloud tags cannot carry are refused; UTF-8 letters pass. */
+static void test_unprintable_names(void **state)
+{
+    static const struct {
+        const char *name, *ns;
+        int want;
+    } cases[] = {
+        { "ns/po\x01d", "default", -1 },
+        { "pod", "de\rfault", -1 },
+        { "pod\x7f", "default", -1 },
+        { "pod\xc3", "default", -1 },         /* truncated sequence */
+        { "pod\xc0\xaf", "default", -1 },     /* overlong */
+        { "pod\xf5\x80\x80\x80", "default", -1 }, /* beyond U+10FFFF */
+        { "p\xc3\xa4" "d", "d\xe2\x82\xac" "f", 0 },
+        { "k8s_web-0_prod_uid_0", "prod", 0 },
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        const struct annotation a[] = {
+            { ANNOTATION_SANDBOX_NAME, cases[i].name },
+            { ANNOTATION_SANDBOX_NAMESPACE, cases[i].ns },
+        };
+        struct pod_spec ps;
+        char err[256];
+        int rc = pod_spec_parse(&ps, a, ARRAY_LEN(a), err, sizeof(err));
+        if (rc != cases[i].want)
+            fail_msg("case %zu: rc %d, want %d (%s)", i, rc, cases[i].want, err);
+        if (rc == 0)
+            pod_spec_free(&ps);
+        else
+            assert_non_null(strstr(err, "control characters or invalid UTF-8"));
+    }
+}
+
 struct number_case {
     const char *value; /* NULL: key absent */
     uint32_t want;
@@ -326,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_minimal),
         cmocka_unit_test(test_pod_name_table),
         cmocka_unit_test(test_missing_namespace),
+        cmocka_unit_test(test_unprintable_names),
         cmocka_unit_test(test_numbers_table),
         cmocka_unit_test(test_gpus_annotated),
         cmocka_unit_test(test_initdata_table),
