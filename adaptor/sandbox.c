@@ -486,6 +486,14 @@ static void io_work_run(uv_work_t *req)
                                    w->st->dir);
 }
 
+/* The user-data copy holds the VM's TLS server key: wiped, as every other copy of it. */
+static void extra_free(struct io_work *w)
+{
+    if (w->extra)
+        explicit_bzero(w->extra, w->extra_len);
+    free(w->extra);
+}
+
 static void io_work_finish(struct turn_task *task)
 {
     struct io_work *w = (struct io_work *)((char *)task - offsetof(struct io_work, task));
@@ -493,7 +501,7 @@ static void io_work_finish(struct turn_task *task)
     void *arg = w->arg;
     int err = w->err;
     free(w->json);
-    free(w->extra);
+    extra_free(w);
     free(w);
     if (cb)
         cb(arg, err);
@@ -534,7 +542,7 @@ static int io_submit(struct sandbox_store *st, const char *id, char *json, bool 
     }
     if (sandbox_path(w->dir, sizeof(w->dir), st->dir, id, NULL)) {
         free(json);
-        free(w->extra);
+        extra_free(w);
         free(w);
         return -1;
     }
@@ -553,7 +561,7 @@ static int io_submit(struct sandbox_store *st, const char *id, char *json, bool 
     }
     if (uv_queue_work(st->loop, &w->req, io_work_run, io_work_done)) {
         free(json);
-        free(w->extra);
+        extra_free(w);
         free(w);
         return -1;
     }

@@ -94,7 +94,8 @@ static int tlsca_file_read(const char *path, char **buf, size_t *len, int *errnu
 {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; the check below refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         *errnum = errno;
         return -1;

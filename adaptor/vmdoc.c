@@ -49,7 +49,7 @@ int vmdoc_build(const struct vmdoc_input *in, struct vmdoc_result *r, char *err,
         .pod_namespace = in->pod->pod_namespace,
         .pod_name = in->pod->pod_name,
     };
-    if (in->tls) {
+    if (in->tls && tlsca_mode_get(in->tls) != TLSCA_DISABLED) { /* spec 4.3: TLS keys only with TLS */
         if (tlsca_issues_server_certs(in->tls)) {
             char why[256];
             if (tlsca_issue_server(in->tls, in->vm_name, &cert, &key, why, sizeof(why))) {

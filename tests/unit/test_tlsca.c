@@ -870,6 +870,17 @@ static void test_files_bad(void **state)
     assert_contains(err, "CACERT_FILE");
     assert_contains(err, "not a regular file");
 
+    /* A FIFO: refused at once, not waited on for a writer (alarm: a hang kills the test). */
+    char fifo[256];
+    path_join(fifo, sizeof(fifo), f->dir, "fifo.pem");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    o.ca_cert_file = fifo;
+    alarm(10);
+    assert_int_equal(open_err(&o, err, sizeof(err)), -1);
+    alarm(0);
+    assert_contains(err, "not a regular file");
+    unlink(fifo);
+
     o.ca_cert_file = fl.key; /* a key where a certificate belongs */
     assert_int_equal(open_err(&o, err, sizeof(err)), -1);
     assert_contains(err, "CACERT_FILE");

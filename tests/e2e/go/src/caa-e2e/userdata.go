@@ -402,6 +402,8 @@ func logHas(d *Daemon, s string) bool {
 }
 
 func scUserdataTLSDisabled(t *T) {
+	// The TLS profile settings mean nothing without TLS: apf.json gets no tls- key (spec 4.3).
+	t.env = []string{"TLS_MIN_VERSION=VersionTLS12", "TLS_CIPHER_SUITES=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
 	d := t.StartDaemon("-disable-tls", "-enable-scratch-space")
 	id := newSandboxID()
 	mustOK(t, "CreateVM", createWith(d, id, kataAnnotations("plain", "default")))
