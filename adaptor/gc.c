@@ -104,6 +104,14 @@ static void gc_statted(uv_fs_t *req)
         check_done(c);
         return;
     }
+    /* Only a record that is certainly absent makes an orphan: a stat that failed otherwise
+     * (EACCES, EIO, ELOOP) says nothing, and a wrong delete cannot be undone. */
+    if (req->result != UV_ENOENT) {
+        log_warn("gc", "instance %s: cannot tell whether sandbox %s has a record (%s); not deleting it, the next "
+                 "pass looks again", c->inst.name, c->inst.sandbox_id, uv_strerror((int)req->result));
+        check_done(c);
+        return;
+    }
     log_warn("gc", "instance %s (%s) carries this node's marker but no sandbox knows sandbox %s: deleting it",
              c->inst.name, c->inst.id, c->inst.sandbox_id);
     c->deleting = true;

@@ -178,6 +178,17 @@ func scOrphanGC(t *T) {
 	orphan := put("podvm-orphan-"+orphanID[:8], `{"id":"x","name":"n","sandbox":"`+orphanID+`"}`, old)
 	young := put("podvm-young-12345678", `{"id":"x","name":"n","sandbox":"`+newSandboxID()+`"}`, time.Now())
 	unmarked := put("podvm-unmarked-1234", `{"id":"x","name":"n"}`, old)
+	// One whose record cannot be looked at (its sandbox directory is a symlink loop: ELOOP,
+	// not "no such file"): nothing proves it an orphan, so it stays.
+	unsureID := newSandboxID()
+	unsure := put("podvm-unsure-"+unsureID[:8], `{"id":"x","name":"n","sandbox":"`+unsureID+`"}`, old)
+	if err := os.MkdirAll(dirs.PodsDir, 0o700); err != nil {
+		t.Fatalf("%v", err)
+	}
+	loop := filepath.Join(dirs.PodsDir, unsureID)
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatalf("%v", err)
+	}
 
 	d := t.StartDaemonDirs(dirs)
 	if !waitFor(10*time.Second, func() bool { return !exists(orphan) }) {
@@ -189,6 +200,11 @@ func scOrphanGC(t *T) {
 	if !exists(young) || !exists(unmarked) {
 		t.Errorf("GC deleted a young (%v) or unmarked (%v) instance", !exists(young), !exists(unmarked))
 	}
+	if !waitFor(5*time.Second, func() bool { return logHas(d, "cannot tell whether sandbox "+unsureID) }) || !exists(unsure) {
+		t.Errorf("GC deleted (or never weighed) an instance whose record it could not check: present %v", exists(unsure))
+	}
+	os.Remove(loop)
+	os.Remove(unsure)
 
 	// A running pod of this daemon survives a restart's GC pass even when its VM is old.
 	id := newSandboxID()
