@@ -871,8 +871,19 @@ static void pp_reply(struct kreq *q, const struct http_response *resp)
                     pp_free(pp);
                 return;
             }
+        } else if (pp->release_after && (status == 0 || status >= 500)) {
+            /* No telling whether the create landed, and the VM is gone already: release anyway
+             * (a PeerPod that does not exist answers 404, which is fine). */
+            pp_warn(pp, "creating", resp);
+            kreq_free(q);
+            pp->stage = PP_RELEASE;
+            if (pp_send(pp))
+                pp_free(pp);
+            return;
+        } else if (status == 404 && kubejson_status_names_object(resp->body, resp->body_len)) {
+            pp_warn(pp, "creating", resp); /* its namespace went away: this pod's, not the node's */
         } else if (status == 404) {
-            /* The pod exists (just read), so the resource type is what is missing. */
+            /* A 404 naming no object: the resource type is what is missing. */
             k->pp_absent_until = uv_now(k->loop) + KUBE_PEERPOD_ABSENT_MS;
             log_info("kube", "the PeerPod resource (CRD peerpods.confidentialcontainers.org) is not installed: pod VMs "
                      "get no PeerPod objects for peerpod-ctrl; asked again in %u min pod=%s/%s",

@@ -875,3 +875,13 @@ void kubejson_status_message(const char *body, size_t len, char *out, size_t cap
     }
     json_decref(root);
 }
+
+bool kubejson_status_names_object(const char *body, size_t len)
+{
+    json_t *root = load(body, len, 0), *kind, *details, *dkind;
+    bool named = json_is_object(root) && !member(root, "kind", JSON_STRING, &kind) && str_is(kind, "Status") &&
+                 !member(root, "details", JSON_OBJECT, &details) && details &&
+                 !member(details, "kind", JSON_STRING, &dkind) && dkind && json_string_length(dkind) > 0;
+    json_decref(root);
+    return named;
+}

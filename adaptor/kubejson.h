@@ -141,4 +141,8 @@ int kubejson_time_parse(const char *s, int64_t *unix_out);
  * none), for error logs; control bytes become '?'. */
 void kubejson_status_message(const char *body, size_t len, char *out, size_t cap);
 
+/* True when body is an API Status whose details name the object that is missing (a 404 for a
+ * namespace or object, "details":{"kind":"namespaces",...}), not an unknown resource type. */
+bool kubejson_status_names_object(const char *body, size_t len);
+
 #endif

@@ -856,6 +856,25 @@ static void test_status_message(void **state)
     assert_int_equal(one[0], '\0');
 }
 
+/* Which 404s name a missing object (then the resource type exists) and which do not. */
+static void test_status_names_object(void **state)
+{
+    (void)state;
+    static const char ns_gone[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                                  "\"message\":\"namespaces \\\"x\\\" not found\",\"reason\":\"NotFound\","
+                                  "\"details\":{\"name\":\"x\",\"kind\":\"namespaces\"},\"code\":404}";
+    static const char no_type[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                                  "\"message\":\"the server could not find the requested resource\","
+                                  "\"reason\":\"NotFound\",\"details\":{},\"code\":404}";
+    static const char *const unnamed[] = {no_type, "404 page not found", "{\"kind\":\"Status\"}",
+                                          "{\"kind\":\"Status\",\"details\":{\"kind\":\"\"}}",
+                                          "{\"kind\":\"Pod\",\"details\":{\"kind\":\"x\"}}", ""};
+    assert_true(kubejson_status_names_object(ns_gone, strlen(ns_gone)));
+    for (size_t i = 0; i < sizeof(unnamed) / sizeof(unnamed[0]); i++)
+        if (kubejson_status_names_object(unnamed[i], strlen(unnamed[i])))
+            fail_msg("case %zu taken as naming an object", i);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_startup_not_podlist),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_status_message),
+        cmocka_unit_test(test_status_names_object),
         cmocka_unit_test(test_peerpod_name),
         cmocka_unit_test(test_peerpod_body),
         cmocka_unit_test(test_object_uid),

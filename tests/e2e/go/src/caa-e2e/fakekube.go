@@ -86,6 +86,7 @@ type FakeKube struct {
 	sas      map[string]map[string]interface{}
 	secrets  map[string]map[string]interface{}
 	peerpods map[string]map[string]interface{} // "ns/name"; nil: the CRD is not installed
+	goneNS   string                            // PeerPod creates in it answer "namespace not found"
 	requests []KubeRequest
 	faults   []*KubeFault
 	release  chan struct{}
@@ -411,7 +412,23 @@ var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]
 
 // peerpodCreate stores a PeerPod as the API server would (schema of the CRD: apiVersion,
 // kind, metadata, spec.cloudProvider/instanceID strings; nothing else at the top level).
+// SetNamespaceGone makes PeerPod creates in ns fail as in a namespace being deleted: 404 with
+// the Status naming the namespace (the CRD exists; only this namespace is gone).
+func (f *FakeKube) SetNamespaceGone(ns string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.goneNS = ns
+}
+
 func (f *FakeKube) peerpodCreate(w http.ResponseWriter, ns string, body []byte) {
+	if f.goneNS != "" && ns == f.goneNS {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(404)
+		json.NewEncoder(w).Encode(map[string]interface{}{"kind": "Status", "apiVersion": "v1",
+			"metadata": map[string]interface{}{}, "status": "Failure", "message": fmt.Sprintf("namespaces %q not found", ns),
+			"reason": "NotFound", "details": map[string]interface{}{"name": ns, "kind": "namespaces"}, "code": 404})
+		return
+	}
 	var o map[string]interface{}
 	if err := json.Unmarshal(body, &o); err != nil {
 		kubeStatus(w, 400, "BadRequest", fmt.Sprintf("invalid body: %v", err))

@@ -1031,6 +1031,58 @@ func scKubePeerPodNoCRD(t *T) {
 	}
 }
 
+// A PeerPod create refused because the pod's namespace is going away (404 naming the
+// namespace) is that pod's problem: the next pod, elsewhere, still gets its PeerPod (the
+// daemon once took any 404 for a missing CRD and stopped making PeerPods for 10 minutes).
+func scKubePeerPodNamespaceGone(t *T) {
+	k := startKube(t, "worker-nsgone")
+	defer k.f.Close()
+	k.f.InstallPeerPodCRD()
+	k.putPod("going", "a", "kata-remote", "False", time.Time{})
+	k.putPod("staying", "b", "kata-remote", "False", time.Time{})
+	k.f.SetNamespaceGone("going")
+	t.env = k.env(kubeUID())
+	d := t.StartDaemon()
+	n := len(k.f.Requests())
+	_, ida, _ := podVM(t, d, "a", "going")
+	if !waitFor(5*time.Second, func() bool { return len(kubeOnly(k.since(n), "peerpod-create")) == 1 }) {
+		t.Fatalf("no PeerPod create for the pod of the vanishing namespace:%s", kubeList(k.since(n)))
+	}
+	_, idb, _ := podVM(t, d, "b", "staying")
+	name := peerpodName("b", idb)
+	if ok, _ := k.waitPeerPod("staying", name, hasFinalizer); !ok {
+		t.Errorf("no PeerPod for a pod in another namespace after one namespace's 404:%s", kubeList(k.since(n)))
+	}
+	mustOK(t, "StopVM a", d.StopVM(ida))
+	mustOK(t, "StopVM b", d.StopVM(idb))
+	if strings.Contains(string(mustReadFile(t, d.LogPath)), "is not installed") {
+		t.Errorf("a namespace's 404 was logged as the PeerPod CRD missing")
+	}
+}
+
+// StopVM while the PeerPod create is unanswered, and the create then never gets an answer
+// (every try's connection drops): it may have landed, so the finalizer is released anyway.
+func scKubePeerPodCreateLost(t *T) {
+	k := startKube(t, "worker-pplost")
+	defer k.f.Close()
+	k.f.InstallPeerPodCRD()
+	k.putPod("lost", "a", "kata-remote", "False", time.Time{})
+	k.f.AddFault(KubeFault{Call: "peerpod-create", Hang: true, Times: 1})
+	k.f.AddFault(KubeFault{Call: "peerpod-create", Reset: true, Times: 100}) // every retry too
+	t.env = k.env(kubeUID())
+	d := t.StartDaemon()
+	n := len(k.f.Requests())
+	_, id, _ := podVM(t, d, "a", "lost")
+	mustOK(t, "StopVM", d.StopVM(id)) // the create is held (a request is logged when it ends)
+	k.f.ReleaseHangs()
+	if !waitFor(30*time.Second, func() bool { return len(kubeOnly(k.since(n), "peerpod-create")) >= 1 }) {
+		t.Fatalf("no PeerPod create:%s", kubeList(k.since(n)))
+	}
+	if !waitFor(30*time.Second, func() bool { return len(kubeOnly(k.since(n), "peerpod-patch")) == 1 }) {
+		t.Errorf("no finalizer release after a create whose answer was lost:%s", kubeList(k.since(n)))
+	}
+}
+
 func mustJSON(v interface{}) string {
 	b, _ := json.Marshal(v)
 	return string(b)

@@ -68,6 +68,8 @@ func scenarios() []scenario {
 		{"kube_ipv6_service_host", scKubeIPv6},
 		{"kube_peerpod", scKubePeerPod},
 		{"kube_peerpod_no_crd", scKubePeerPodNoCRD},
+		{"kube_peerpod_namespace_gone", scKubePeerPodNamespaceGone},
+		{"kube_peerpod_create_lost", scKubePeerPodCreateLost},
 		{"kube_rbac_covers_calls", scKubeRBAC}, // after the kube_ scenarios: checks the calls they saw
 	}
 }
