@@ -18,11 +18,14 @@
 
 #define PROBE_CONNS_MAX 64   /* scrapes and probes are few; more at once are refused */
 #define PROBE_IDLE_MS 10000u /* a request head must arrive within this */
+#define PROBE_LINGER_MS 1000u /* after the answer: the client's close, or this, ends it */
 
 struct probe_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
+    uv_shutdown_t sreq;
+    bool lingering; /* answered and shut down for writing: what still comes is discarded */
     struct probe *pr;
     char head[HTTPREQ_HEAD_MAX];
     size_t len;
@@ -91,10 +94,33 @@ static char *metrics_text(struct daemon *d, size_t *len)
     return metrics_render(&d->metrics, &g, len);
 }
 
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void idle_expired(uv_timer_t *t);
+
+/* Closing with request bytes unread makes the kernel answer with a reset, which can destroy
+ * the reply before the client reads it (a 431 for a too-big head, say): shut the write side
+ * down, read to the client's end for a moment, then close. */
+static void shut_down(uv_shutdown_t *r, int status)
+{
+    struct probe_conn *c = r->data;
+    if (status < 0 || c->closing) {
+        conn_close(c);
+        return;
+    }
+    c->lingering = true;
+    c->len = 0;
+    uv_timer_start(&c->timer, idle_expired, PROBE_LINGER_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb))
+        conn_close(c);
+}
+
 static void written(uv_write_t *w, int status)
 {
-    (void)status;
-    conn_close(w->data);
+    struct probe_conn *c = w->data;
+    c->sreq.data = c;
+    if (status < 0 || c->closing || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shut_down))
+        conn_close(c);
 }
 
 static void respond(struct probe_conn *c, int code, const char *reason, const char *type, const char *body,
@@ -244,6 +270,10 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     if (n < 0) {
         conn_close(c);
+        return;
+    }
+    if (c->lingering) {
+        c->len = 0; /* discarded */
         return;
     }
     c->len += (size_t)n;

@@ -121,6 +121,23 @@ func scProbesMetrics(t *T) {
 			t.Errorf("a TLS hello got %q, want a 400", b)
 		}
 	}
+	// A head too big for the server, sent whole: a 431 (the server then shuts its side down and
+	// reads the rest before it closes, so a client still sending gets no reset first; Go's
+	// client here has sent everything already, so this checks the answer, not the reset).
+	for i := 0; i < 5; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 20000) + "\r\n\r\n"))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(b), "HTTP/1.1 431 ") {
+			t.Errorf("a 20 KB header got %q (%v), want a 431", b, err)
+			break
+		}
+	}
 	m := scrape(t, port)
 	expectSamples(t, m, "idle", map[string]float64{
 		`caa_sandboxes{phase="running"}`: 0, `caa_vm_creates_total{result="ok"}`: 0, "caa_agent_links": 0,
