@@ -501,7 +501,8 @@ static void start_created(void *arg, const struct provider_error *err, const str
         op->failed = true;
         op->perr = *err;
     }
-    if (err || op->cancel_code) {
+    /* failed: also the tunnel, refused at once by start_on_address just above. */
+    if (err || op->cancel_code || op->failed) {
         op->d->metrics.vm_creates[METRICS_FAILED]++;
         start_rollback(op);
         return;
@@ -1134,17 +1135,20 @@ static void waiter_cancel(struct ttrpc_call *call, int code, void *arg)
     waiter_free(d, w);
 }
 
+/* One answer at a time, the list searched again after each: an answer whose write fails
+ * closes its connection, which cancels (and frees) the other waiters on it. */
 static void waiters_wake(struct daemon *d)
 {
-    struct getinfo_wait *w = d->waiters;
-    while (w) {
-        struct getinfo_wait *next = w->next;
-        const struct sandbox *sb = find_pod(d, w->ns, w->name);
-        if (sb && sb->inst.id[0]) {
-            getinfo_reply(w->call, sb->inst.id);
-            waiter_free(d, w);
-        }
-        w = next;
+    for (;;) {
+        struct getinfo_wait *w = d->waiters;
+        const struct sandbox *sb = NULL;
+        for (; w; w = w->next)
+            if ((sb = find_pod(d, w->ns, w->name)) && sb->inst.id[0])
+                break;
+        if (!w)
+            return;
+        getinfo_reply(w->call, sb->inst.id);
+        waiter_free(d, w);
     }
 }
 

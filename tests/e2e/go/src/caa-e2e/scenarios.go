@@ -33,6 +33,7 @@ func scenarios() []scenario {
 		{"multiplexed_connection", scMultiplexed},
 		{"bad_sandbox_ids", scBadSandboxIDs},
 		{"peer_stops_reading", scPeerStopsReading},
+		{"getinfo_waiters_peer_stops_reading", scGetInfoWaitersStopReading},
 		{"peerpods_limit", scLimit},
 		{"create_failure", scCreateFailure},
 		{"delete_failure_retried", scDeleteFailure},
@@ -495,6 +496,40 @@ func scPeerStopsReading(t *T) {
 			t.Fatalf("Health after a shim connection stopped reading: %s", describeErr(err))
 		}
 	}
+	mustOK(t, "StopVM", d.StopVM(id))
+}
+
+// Two GetInfo(Wait) calls on a connection whose client stopped reading: when the pod's VM
+// appears, the first answer fails, which closes that connection and cancels the second
+// waiter; waking the waiters must not touch the cancelled one (it crashed the daemon).
+func scGetInfoWaitersStopReading(t *T) {
+	d := t.StartDaemon()
+	c, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer c.Close()
+	req := appendBytesField(appendBytesField(nil, 1, []byte("waitpod")), 2, []byte("default"))
+	req = append(req, 3<<3, 1) // Wait: true
+	for _, sid := range []uint32{1, 3} {
+		if err := c.send(encodeFrame(sid, msgTypeRequest, 0, encodeRequest(podvminfoService, "GetInfo", req, 0))); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	// Answered at once, so both GetInfo calls (sent before it) wait in the daemon now.
+	expectVersionOn(t, c, 5, "Version behind the two waiting GetInfo calls")
+	if err := c.Conn.(*net.UnixConn).CloseRead(); err != nil {
+		t.Fatalf("shutdown(SHUT_RD): %v", err)
+	}
+	id := newSandboxID()
+	d.MustCreate(id, "waitpod", "default")
+	mustOK(t, "StartVM", d.StartVM(id, optsStart))
+	c2, err := dialRaw(d.Dirs.Sock)
+	if err != nil {
+		t.Fatalf("the daemon is gone after waking the waiters: %v", err)
+	}
+	expectVersionOn(t, c2, 1, "Version after the waiters were woken")
+	c2.Close()
 	mustOK(t, "StopVM", d.StopVM(id))
 }
 

@@ -44,6 +44,7 @@ func vxlanScenarios() []scenario {
 		{"vxlan_kill9_mid_start", scVxlanKill9MidStart},
 		{"vxlan_dedicated_needs_second_ip", scVxlanDedicated},
 		{"vxlan_crowded_pod_netns", scVxlanCrowded},
+		{"vxlan_tunnel_refused_at_create", scVxlanTunnelRefusedAtCreate},
 	}
 }
 
@@ -903,6 +904,28 @@ func scVxlanCreateFails(t *T) {
 	err := <-errc
 	if err == nil || !strings.Contains(describeErr(err), "injected create failure") {
 		t.Errorf("StartVM: %s", describeErr(err))
+	}
+	checkAllGone(t, d, p)
+	if err := d.StopVM(p.id); err != nil {
+		t.Errorf("StopVM: %s", describeErr(err))
+	}
+	checkNoState(t, d)
+}
+
+// The VM's address comes only with the create's completion and cannot carry the tunnel (an
+// IPv6 address): StartVM fails at once with the reason and the VM is rolled back (it once
+// stayed, with StartVM and StopVM never answered).
+func scVxlanTunnelRefusedAtCreate(t *T) {
+	tp := newVxTopo(t)
+	defer tp.destroy()
+	p := tp.addBridgePod(1)
+	d := tp.startDaemon(t.defaultDirs(), "-fake-ip", "fd00::2")
+	if err := createIn(d, p, nsPath(p.ns)); err != nil {
+		t.Fatalf("CreateVM: %s", describeErr(err))
+	}
+	err := d.StartVM(p.id, callOpts{ServerTimeout: 20 * time.Second, ClientWait: 25 * time.Second})
+	if err == nil || !strings.Contains(describeErr(err), "IPv4") {
+		t.Errorf("StartVM with a VM address the tunnel cannot use: %s", describeErr(err))
 	}
 	checkAllGone(t, d, p)
 	if err := d.StopVM(p.id); err != nil {
