@@ -155,39 +155,105 @@ static int bool_parse_flag(const char *v, bool *out)
     return -1;
 }
 
+/* A flag's int as Go's flag package reads it (strconv.ParseInt base 0): an optional sign, then
+ * 0x/0X hex, 0o/0O or a leading 0 octal, 0b/0B binary, or decimal; nothing else around it. */
 static int int_parse(const char *v, int64_t *out)
 {
+    const char *p = v + (*v == '-' || *v == '+');
+    int base = 10;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+        base = 16, p += 2;
+    else if (p[0] == '0' && (p[1] == 'o' || p[1] == 'O'))
+        base = 8, p += 2;
+    else if (p[0] == '0' && (p[1] == 'b' || p[1] == 'B'))
+        base = 2, p += 2;
+    else if (p[0] == '0' && p[1])
+        base = 8, p += 1;
+    if (!*p || *p == '-' || *p == '+' || *p == ' ')
+        return -1;
     errno = 0;
     char *end;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end)
+    unsigned long long x = strtoull(p, &end, base);
+    bool neg = *v == '-';
+    if (errno || *end || x > (neg ? (unsigned long long)INT64_MAX + 1 : (unsigned long long)INT64_MAX))
         return -1;
-    *out = x;
+    *out = neg ? (int64_t)(0 - x) : (int64_t)x;
     return 0;
 }
 
-/* Stores value into o->dst. from_env selects the env parsing rules for bools. */
-static int option_set(const struct config_option *o, const char *value, bool from_env, const char **why)
+/* An env int as the Go daemon reads it (sscanf "%d"): blanks, a sign, the leading digits;
+ * trailing junk ignored. 0 when digits were found (*junk: something followed them). */
+static int env_int_parse(const char *v, int64_t *out, bool *junk)
+{
+    while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r' || *v == '\v' || *v == '\f')
+        v++;
+    const char *d = v + (*v == '-' || *v == '+');
+    if (*d < '0' || *d > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (errno)
+        return -1;
+    *out = x;
+    *junk = *end != '\0';
+    return 0;
+}
+
+static void warn_add(struct config_registry *r, const char *env, const char *v, const char *what)
+{
+    size_t n = strlen(r->warnings);
+    if (n < sizeof(r->warnings) - 1)
+        snprintf(r->warnings + n, sizeof(r->warnings) - n, "%s%s=\"%.64s\": %s", n ? "\n" : "", env, v, what);
+}
+
+/* An env value by the Go daemon's rules, which never stop start-up: bools are true only for
+ * 1/true, ints take their leading digits, a duration that does not parse is ignored. What
+ * reads otherwise than it looks is noted in r->warnings. */
+static void env_set(struct config_registry *r, const struct config_option *o, const char *v)
+{
+    const char *why = NULL;
+    switch (o->kind) {
+    case CONFIG_STRING:
+        *(const char **)o->dst = v;
+        return;
+    case CONFIG_BOOL:
+        *(bool *)o->dst = !strcmp(v, "1") || !strcasecmp(v, "true");
+        if (!*(bool *)o->dst && strcmp(v, "0") && strcasecmp(v, "false"))
+            warn_add(r, o->env, v, "read as false (only 1 and true are true)");
+        return;
+    case CONFIG_INT: {
+        int64_t x;
+        bool junk;
+        if (env_int_parse(v, &x, &junk)) {
+            warn_add(r, o->env, v, "not a number: ignored, the default stays");
+            return;
+        }
+        *(int64_t *)o->dst = x;
+        if (junk)
+            warn_add(r, o->env, v, "read as its leading number");
+        return;
+    }
+    case CONFIG_DURATION: {
+        int64_t ns;
+        if (config_duration_parse(v, &ns, &why)) {
+            warn_add(r, o->env, v, "not a duration (e.g. 300s or 5m): ignored, the default stays");
+            return;
+        }
+        *(int64_t *)o->dst = ns;
+        return;
+    }
+    }
+}
+
+/* Stores a flag's (or a built-in default's) value into o->dst. */
+static int option_set(const struct config_option *o, const char *value, const char **why)
 {
     switch (o->kind) {
     case CONFIG_STRING:
         *(const char **)o->dst = value;
         return 0;
     case CONFIG_BOOL:
-        if (from_env) {
-            /* The Go daemon treats only 1/true as true; refusing other words beats silently
-             * reading "yes" as false. */
-            if (!strcmp(value, "1") || !strcasecmp(value, "true")) {
-                *(bool *)o->dst = true;
-                return 0;
-            }
-            if (!strcmp(value, "0") || !strcasecmp(value, "false")) {
-                *(bool *)o->dst = false;
-                return 0;
-            }
-            *why = "not a boolean (use true or false)";
-            return -1;
-        }
         if (bool_parse_flag(value, (bool *)o->dst)) {
             *why = "not a boolean (use true or false)";
             return -1;
@@ -208,9 +274,10 @@ static int option_set(const struct config_option *o, const char *value, bool fro
 int config_registry_parse(struct config_registry *r, int argc, char *const *argv, char *err, size_t errlen)
 {
     const char *why = NULL;
+    r->warnings[0] = '\0';
     for (size_t i = 0; i < r->n; i++) {
         const struct config_option *o = &r->opts[i];
-        if (option_set(o, o->def, false, &why)) {
+        if (option_set(o, o->def, &why)) {
             snprintf(err, errlen, "-%s: invalid built-in default \"%s\": %s", o->flag, o->def, why);
             return CONFIG_PARSE_ERROR;
         }
@@ -218,13 +285,8 @@ int config_registry_parse(struct config_registry *r, int argc, char *const *argv
     for (size_t i = 0; i < r->n; i++) {
         const struct config_option *o = &r->opts[i];
         const char *v = o->env ? getenv(o->env) : NULL;
-        if (!v || !*v)
-            continue;
-        if (option_set(o, v, true, &why)) {
-            /* Secrets are passed through env too: show the value only for non-strings. */
-            snprintf(err, errlen, "%s: invalid value \"%.64s\": %s", o->env, v, why);
-            return CONFIG_PARSE_ERROR;
-        }
+        if (v && *v)
+            env_set(r, o, v); /* strings (secrets among them) are never quoted in a warning */
     }
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
@@ -267,7 +329,7 @@ int config_registry_parse(struct config_registry *r, int argc, char *const *argv
             snprintf(err, errlen, "flag needs an argument: -%s", fname);
             return CONFIG_PARSE_ERROR;
         }
-        if (option_set(o, value, false, &why)) {
+        if (option_set(o, value, &why)) {
             snprintf(err, errlen, "invalid value \"%.64s\" for flag -%s: %s", value, fname, why);
             return CONFIG_PARSE_ERROR;
         }

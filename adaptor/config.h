@@ -28,6 +28,10 @@ struct config_option {
 struct config_registry {
     struct config_option *opts;
     size_t n, cap;
+    /* After config_registry_parse: env values read by the Go daemon's lenient rules that were
+     * not what they look like ("yes" is false, "30GB" is 30, a bare "300" duration is ignored),
+     * one line each, for the caller to log ("" when none). */
+    char warnings[1024];
 };
 
 /* Returns 0, or -1 on allocation failure or a duplicate flag name. */

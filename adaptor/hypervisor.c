@@ -1482,9 +1482,9 @@ static void handle_create(struct ttrpc_call *call, const uint8_t *p, size_t n, v
         ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    char ns[300];
-    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s sandbox=%s pod=%s/%s netns=%s", sb->id,
-             sb->pod.pod_name, sb->pod.pod_namespace, sb->id, sb->pod.pod_namespace, sb->pod.pod_name,
+    char ns[300], pod[POD_FIELD_MAX];
+    log_info("adaptor", "create a sandbox %s for pod %s in namespace %s sandbox=%s pod=%s netns=%s", sb->id,
+             sb->pod.pod_name, sb->pod.pod_namespace, sb->id, pod_field(sb, pod, sizeof(pod)),
              log_value(ns, sizeof(ns), sb->netns_path));
     /* In the store from now on: a second CreateVM of the id is refused, StartVM queues. */
     sandbox_store_insert(&d->store, sb);

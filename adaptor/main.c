@@ -1,6 +1,8 @@
 /* cloud-api-adaptor: command line and daemon lifecycle (start-up, signals, shutdown). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,8 +157,10 @@ static void daemon_stop(struct daemon *d)
         d->pops->shutdown(d->prov);
         d->prov = NULL;
     }
-    uv_close((uv_handle_t *)&d->sig_term, NULL);
-    uv_close((uv_handle_t *)&d->sig_int, NULL);
+    /* The watchers stay, for a second signal, without keeping the loop alive; they are closed
+     * with everything else once it has drained. */
+    uv_unref((uv_handle_t *)&d->sig_term);
+    uv_unref((uv_handle_t *)&d->sig_int);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -167,11 +171,6 @@ static void on_signal(uv_signal_t *s, int signum)
         _exit(1);
     }
     log_info("adaptor", "received signal %d", signum);
-    /* Keep watching for the second signal while the loop drains. */
-    uv_signal_stop(&d->sig_term);
-    uv_signal_stop(&d->sig_int);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
     daemon_stop(d);
 }
 
@@ -250,6 +249,16 @@ static int daemon_run(struct daemon *d)
 {
     char err[1024];
     struct provider_error perr = {0};
+    /* SIGTERM/SIGINT wait (blocked) until the watchers below run: start-up may take seconds
+     * (the Kubernetes API), and a stop then must still be an orderly shutdown. */
+    sigset_t stops, before;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &stops, &before)) {
+        fprintf(stderr, "cloud-api-adaptor: blocking SIGTERM during start-up failed\n");
+        return 1;
+    }
     uv_loop_t loop;
     int rc = uv_loop_init(&loop);
     if (rc) {
@@ -334,6 +343,7 @@ static int daemon_run(struct daemon *d)
     d->sig_term.data = d->sig_int.data = d;
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    pthread_sigmask(SIG_SETMASK, &before, NULL); /* a stop sent during start-up is handled now */
     hypervisor_recover(d);
     if (probe_start(d, err, sizeof(err)))
         log_warn("adaptor", "%s; serving without /startup, /healthz, /readyz and /metrics", err);
@@ -437,6 +447,11 @@ int main(int argc, char **argv)
         return rc == CONFIG_PARSE_HELP ? 0 : 1;
     }
     log_level_set((enum log_level)log_level_parse(d.cfg.log_level));
+    for (char *w = d.reg.warnings, *nl; *w; w = nl ? nl + 1 : w + strlen(w)) {
+        if ((nl = strchr(w, '\n')))
+            *nl = '\0';
+        log_warn("config", "%s", w);
+    }
     /* A peer that hangs up before its answer is written (a shim, a pod VM) must cost a write
      * error on that connection, not the process: libuv leaves SIGPIPE at its default. */
     struct sigaction ign = {.sa_handler = SIG_IGN};

@@ -423,42 +423,62 @@ static void test_env_bool(void **state)
         if (f.c.enable_scratch_space)
             fail_msg("ENABLE_SCRATCH_SPACE=%s read as true", fl[i]);
     }
+    /* Any other word is false, as for the Go daemon, with a warning. */
     reset_env(NULL);
     setenv("TLS_SKIP_VERIFY", "yes", 1);
-    assert_int_equal(PARSE0(&f), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "TLS_SKIP_VERIFY");
-    assert_contains(f.err, "yes");
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_false(f.c.tls_skip_verify);
+    assert_contains(f.reg.warnings, "TLS_SKIP_VERIFY=\"yes\": read as false");
     reset_env(NULL);
     setenv("CLOUD_CONFIG_VERIFY", "on", 1);
-    assert_int_equal(PARSE0(&f), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "CLOUD_CONFIG_VERIFY");
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_contains(f.reg.warnings, "CLOUD_CONFIG_VERIFY");
+    reset_env(NULL);
+    setenv("TLS_SKIP_VERIFY", "false", 1);
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_string_equal(f.reg.warnings, "");
 }
 
+/* Env values by the Go daemon's rules (spec 7.1, providers-azure.md 1): never fatal. */
 static void test_env_invalid(void **state)
 {
     (void)state;
     struct fixture f;
-    setenv("PROXY_TIMEOUT", "300", 1);
-    assert_int_equal(PARSE0(&f), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "PROXY_TIMEOUT");
-    assert_contains(f.err, "300");
+    setenv("PROXY_TIMEOUT", "300", 1); /* a bare number: ignored */
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.proxy_timeout_ns, 5 * 60 * 1000000000LL);
+    assert_contains(f.reg.warnings, "PROXY_TIMEOUT=\"300\": not a duration");
     reset_env(NULL);
-    setenv("PROXY_TIMEOUT", "5 m", 1);
-    assert_int_equal(PARSE0(&f), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "PROXY_TIMEOUT");
+    setenv("VXLAN_PORT", " 47x89", 1); /* leading number */
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.vxlan_port, 47);
+    assert_contains(f.reg.warnings, "VXLAN_PORT");
     reset_env(NULL);
-    setenv("VXLAN_PORT", "47x89", 1);
-    assert_int_equal(PARSE0(&f), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "VXLAN_PORT");
+    setenv("PEERPODS_LIMIT_PER_NODE", "10 \n", 1); /* a YAML block scalar's newline */
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.peerpods_limit, 10);
     reset_env(NULL);
-    setenv("PEERPODS_LIMIT_PER_NODE", "ten", 1);
-    assert_int_equal(PARSE0(&f), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "PEERPODS_LIMIT_PER_NODE");
-    /* The env is read before the flags, so a flag does not rescue an invalid env value. */
+    setenv("PEERPODS_LIMIT_PER_NODE", "ten", 1); /* no number: the default stays */
+    assert_int_equal(PARSE0(&f), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.peerpods_limit, 10);
+    assert_contains(f.reg.warnings, "not a number");
     reset_env(NULL);
-    setenv("VXLAN_PORT", "x", 1);
-    assert_int_equal(PARSE(&f, "-vxlan-port", "4789"), CONFIG_PARSE_ERROR);
-    assert_contains(f.err, "VXLAN_PORT");
+    setenv("VXLAN_PORT", "x", 1); /* and a flag overrides the env */
+    assert_int_equal(PARSE(&f, "-vxlan-port", "4790"), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.vxlan_port, 4790);
+    reset_env(NULL);
+    /* Flags take ints as Go's flag package does: any base prefix, nothing else. */
+    assert_int_equal(PARSE(&f, "-vxlan-port", "0x12b5"), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.vxlan_port, 4789);
+    assert_int_equal(PARSE(&f, "-vxlan-min-id", "0555000"), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.vxlan_min_id, 0555000);
+    assert_int_equal(PARSE(&f, "-vxlan-min-id", "0o17"), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.vxlan_min_id, 017);
+    assert_int_equal(PARSE(&f, "-peerpods-limit-per-node", "-0b101"), CONFIG_PARSE_OK);
+    assert_int_equal(f.c.peerpods_limit, -5);
+    assert_int_equal(PARSE(&f, "-vxlan-port", "0x"), CONFIG_PARSE_ERROR);
+    assert_int_equal(PARSE(&f, "-vxlan-port", " 4789"), CONFIG_PARSE_ERROR);
+    assert_int_equal(PARSE(&f, "-vxlan-port", "08"), CONFIG_PARSE_ERROR);
 }
 
 /* ---- validation --------------------------------------------------------------------- */

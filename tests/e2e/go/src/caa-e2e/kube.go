@@ -483,6 +483,51 @@ func scKubeShutdownHangs(t *T) {
 			t.Errorf("with the %s hanging: socket %s still exists after shutdown", call, d.Dirs.Sock)
 		}
 	}
+	// A second signal while the shutdown waits for the API: exit code 1 at once (spec 7.4).
+	d := t.StartDaemon()
+	k.f.AddFault(KubeFault{Call: "node-get", Hang: true})
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if !waitFor(5*time.Second, func() bool { return logHas(d, "received signal") }) {
+		t.Fatalf("the first SIGTERM was not taken")
+	}
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("second SIGTERM: %v", err)
+	}
+	if err := d.WaitExit(3 * time.Second); err != nil {
+		t.Fatalf("after a second SIGTERM: %v", err)
+	}
+	if d.exitCode != 1 || !logHas(d, "second signal") {
+		t.Errorf("after a second SIGTERM: %s, want exit code 1 and the log line", d.exitString())
+	}
+	k.f.ReleaseHangs()
+}
+
+// SIGTERM while start-up waits for the API server: an orderly shutdown once start-up is
+// through (it killed the daemon outright, shutdown undone, before the watchers ran).
+func scKubeSigtermDuringStartup(t *T) {
+	k := startKube(t, "worker-early")
+	defer k.f.Close()
+	t.env = k.env(kubeUID())
+	k.f.AddFault(KubeFault{Call: "node-get", Hang: true, Times: 1})
+	d, err := t.spawnDaemon(t.defaultDirs())
+	if err != nil {
+		t.Fatalf("starting daemon: %v", err)
+	}
+	if !waitFor(5*time.Second, func() bool { return k.f.Conns() > 0 }) {
+		t.Fatalf("the daemon never reached the API server")
+	}
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	k.f.ReleaseHangs()
+	if err := d.WaitExit(15 * time.Second); err != nil {
+		t.Fatalf("after SIGTERM during start-up: %v", err)
+	}
+	if d.exitCode != 0 || !logHas(d, "received signal") {
+		t.Errorf("SIGTERM during start-up: %s, want an orderly exit (code 0, \"received signal\" logged)", d.exitString())
+	}
 }
 
 // The service-account token rotates: the daemon re-reads the file on a 401 and retries once.

@@ -54,6 +54,17 @@ func scLogLines(t *T) {
 		t.Errorf("no CreateVM failed line with a quoted error for %s: %s", bad, tailFile(d.LogPath, 3))
 	}
 
+	// A pod name with a space cannot forge fields: the pod= value is quoted.
+	forged := newSandboxID()
+	if err := createWith(d, forged, kataAnnotations("web vm=podvm-forged", ns)); err != nil {
+		t.Errorf("CreateVM with a spaced pod name: %s", describeErr(err))
+	}
+	b, _ = os.ReadFile(d.LogPath)
+	if !strings.Contains(string(b), `sandbox=`+forged+` pod="`+ns+`/web vm=podvm-forged" netns=`) {
+		t.Errorf("the pod= field of a spaced pod name is not one quoted value: %s", tailFile(d.LogPath, 2))
+	}
+	d.StopVM(forged)
+
 	// LOG_LEVEL=warn: no INFO lines, warnings still come.
 	t.env = append(t.env, "LOG_LEVEL=warn")
 	dirs := t.defaultDirs()

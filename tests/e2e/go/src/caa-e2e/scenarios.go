@@ -61,6 +61,7 @@ func scenarios() []scenario {
 		{"kube_rolling_update", scKubeRollingUpdate},
 		{"kube_api_down_at_start", scKubeAPIDownAtStart},
 		{"kube_shutdown_api_hangs", scKubeShutdownHangs},
+		{"kube_sigterm_during_startup", scKubeSigtermDuringStartup},
 		{"kube_token_rotation", scKubeTokenRotation},
 		{"kube_pull_secrets", scKubePullSecrets},
 		{"kube_startup_probe", scKubeStartupProbe},
