@@ -2,7 +2,8 @@
 # shared libraries the binary links (tests/deploy/check.py compares this list with ldd).
 #   docker build -t cloud-api-adaptor-c .
 # The daemon runs as root in the container: it needs CAP_NET_ADMIN and CAP_SYS_ADMIN in the
-# host's network namespace (config/base/daemonset.yaml says why); nothing else is granted.
+# host's network namespace, and CAP_SYS_NICE for -loop-nice (config/base/daemonset.yaml says
+# why); nothing else is granted.
 FROM debian:bookworm AS build
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         build-essential pkg-config git ca-certificates libuv1-dev libprotobuf-c-dev protobuf-c-compiler \

@@ -2,8 +2,8 @@
 # make demo: a simulated worker node on this machine. The daemon runs with the libvirt
 # provider on libvirt's test driver (config/libvirt-test-node.xml) inside a network namespace
 # of its own; a pod network namespace and a pod VM namespace (reached at the address the
-# driver reports, 192.168.122.3) stand beside it, joined by a veth pair; nothing has a default
-# route, so no traffic leaves them. A kata-shim stand-in then runs one pod through CreateVM,
+# driver reports, 192.168.122.3) stand beside it, joined by a veth pair; their only routes lead
+# into each other, so no traffic leaves them. A kata-shim stand-in then runs one pod through CreateVM,
 # StartVM, the agent calls through the proxy, a ping over VXLAN and StopVM, printing each
 # step with its duration; steps whose daemon side has not landed yet say so. Everything the
 # demo made is removed at the end, also on failure or Ctrl-C.
