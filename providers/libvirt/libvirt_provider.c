@@ -24,6 +24,7 @@
 
 #define LOG "libvirt"
 #define POLL_MS 250                /* DECISIONS 19: the address is looked for every 250 ms */
+#define POLL_OUTAGE_MS 60000       /* libvirtd away (a restart) this long while we wait: give up */
 #define REFRESH_TRIES 25           /* pool refresh fails while another job holds the pool */
 #define KEEPALIVE_INTERVAL_S 5
 #define KEEPALIVE_COUNT 3
@@ -416,6 +417,8 @@ struct provider_op {
     bool failed;
     bool started;   /* the domain runs: now waiting for its address */
     bool inflight;  /* a job of this op is in the thread pool */
+    bool transient; /* the last poll failed for want of libvirtd, not because of the domain */
+    uint64_t outage_since; /* loop ms of the first of a run of transient poll failures, 0 none */
     uv_timer_t *timer;
     struct provider_op *next, *prev;
 };
@@ -655,14 +658,20 @@ static void poll_run(struct job *j)
     struct provider *p = op->p;
     virConnectPtr c = conn_get(p, &op->err);
     op->failed = true;
+    op->transient = !c; /* libvirtd restarting: the next poll reconnects */
     if (!c)
         return;
     virDomainPtr dom = virDomainLookupByUUIDString(c, op->inst.id);
+    int active = dom ? virDomainIsActive(dom) : -1;
     if (!dom) {
+        virErrorPtr ve = virGetLastError();
+        op->transient = !ve || ve->code != VIR_ERR_NO_DOMAIN;
         perr_set(&op->err, TTRPC_UNAVAILABLE, "domain %s (uuid=%s) disappeared while starting: %s", op->name,
                  op->inst.id, verr_msg());
-    } else if (virDomainIsActive(dom) != 1) {
-        perr_set(&op->err, TTRPC_UNAVAILABLE, "domain %s stopped before it got an address", op->name);
+    } else if (active != 1) {
+        op->transient = active < 0; /* could not ask, as opposed to "not running" */
+        perr_set(&op->err, TTRPC_UNAVAILABLE, "domain %s stopped before it got an address%s%s", op->name,
+                 active < 0 ? ": " : "", active < 0 ? verr_msg() : "");
     } else {
         /* The network's DHCP leases first; a guest agent or the ARP table where there are none. */
         op->inst.n_ips = 0;
@@ -712,9 +721,26 @@ static void poll_done(struct job *j)
         op_finish(op);
         return;
     }
+    uint64_t now = uv_now(op->p->loop);
+    if (op->failed && op->transient && !op_cancelled(op) && (!op->deadline || now < op->deadline)) {
+        /* libvirtd away for a moment (restarting, upgraded): the domain may be fine; look
+         * again, for a minute at most. */
+        if (!op->outage_since) {
+            op->outage_since = now;
+            log_warn(LOG, "VM %s: waiting for libvirtd to answer again (up to %d s): %s", op->name,
+                     POLL_OUTAGE_MS / 1000, op->err.msg);
+        }
+        if (now - op->outage_since < POLL_OUTAGE_MS) {
+            op->failed = false;
+            uv_timer_start(op->timer, poll_fire, POLL_MS, 0);
+            return;
+        }
+    } else if (!op->failed) {
+        op->outage_since = 0;
+    }
     if (!op->failed && op_cancelled(op))
         op->failed = true;
-    if (!op->failed && op->deadline && uv_now(op->p->loop) >= op->deadline) {
+    if (!op->failed && op->deadline && now >= op->deadline) {
         perr_set(&op->err, TTRPC_DEADLINE_EXCEEDED, "Domain (uuid=%s) IP addresses not found before the StartVM "
                                                     "deadline (is the network %s handing out DHCP leases?)",
                  op->inst.id, op->p->o->network);

@@ -67,6 +67,8 @@ cat >"$work/ctl.sh" <<'EOS'
 . "$(dirname "$0")/lib.sh"
 case "$1" in
 restart) stop_libvirtd && start_libvirtd ;;
+stop) stop_libvirtd ;;
+start) start_libvirtd ;;
 lease) # dnsmasq's status file, which libvirt reads for VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE;
     # the guest boots nothing, so the address is made local here, where the test's stand-in
     # forwarder listens for the daemon's agent relay
@@ -74,7 +76,7 @@ lease) # dnsmasq's status file, which libvirt reads for VIR_DOMAIN_INTERFACE_ADD
     printf '[{"ip-address":"%s","mac-address":"%s","hostname":"podvm","expiry-time":%d}]\n' "$3" "$2" \
         $(($(date +%s) + 3600)) >/var/lib/libvirt/dnsmasq/virbr0.status.tmp &&
         mv /var/lib/libvirt/dnsmasq/virbr0.status.tmp /var/lib/libvirt/dnsmasq/virbr0.status ;;
-*) echo "usage: ctl.sh restart | lease MAC IP" >&2; exit 2 ;;
+*) echo "usage: ctl.sh restart | stop | start | lease MAC IP" >&2; exit 2 ;;
 esac
 EOS
 chmod +x "$work/ctl.sh"

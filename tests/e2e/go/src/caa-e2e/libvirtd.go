@@ -23,6 +23,7 @@ func libvirtdScenarios() []scenario {
 		{"libvirtd_lifecycle", scLibvirtdLifecycle},
 		{"libvirtd_kill9_mid_create", scLibvirtdKill9},
 		{"libvirtd_restart_mid_run", scLibvirtdRestart},
+		{"libvirtd_away_mid_start", scLibvirtdAwayMidStart},
 	}
 }
 
@@ -221,4 +222,36 @@ func scLibvirtdRestart(t *T) {
 	}
 	mustOK(t, "StopVM", d.StopVM(id2))
 	assertNothingLeft(t, name2)
+}
+
+// libvirtd goes away (stopped for a restart) while StartVM waits for the VM's address, and
+// comes back: the start carries on and succeeds once the address appears (it failed the
+// pod at the first poll that found no libvirtd).
+func scLibvirtdAwayMidStart(t *T) {
+	d := t.startLibvirtd(libvirtdDirs(t))
+	id := newSandboxID()
+	name := instanceName("waiter", id)
+	d.MustCreate(id, "waiter", "default")
+	ch := startAsync(d, id, optsStart)
+	if !waitDomainRunning(t, name) {
+		t.Fatalf("domain %s never ran", name)
+	}
+	mac := domainMAC(name)
+	if err := lvctl("stop"); err != nil {
+		t.Fatalf("stopping libvirtd: %v", err)
+	}
+	if !waitFor(10*time.Second, func() bool { return logHas(d, "VM "+name+": waiting for libvirtd") }) {
+		t.Errorf("no poll noticed libvirtd gone")
+	}
+	if err := lvctl("start"); err != nil {
+		t.Fatalf("starting libvirtd: %v", err)
+	}
+	if err := lvctl("lease", mac, "192.168.122.66"); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if r, ok := waitResult(ch, 30*time.Second); !ok || r.err != nil {
+		t.Fatalf("StartVM across a libvirtd outage: done %v, %s", ok, describeErr(r.err))
+	}
+	mustOK(t, "StopVM", d.StopVM(id))
+	assertNothingLeft(t, name)
 }
