@@ -10,6 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+/* A FIFO of calls, linked through their next pointers. */
+struct call_queue {
+    struct http_call *head, *tail;
+};
+
 struct http {
     uv_loop_t *loop;
     CURLM *multi;
@@ -18,11 +23,11 @@ struct http {
     char *ca_file;
     unsigned max_active, active;
     long connect_timeout_ms;
-    struct http_call *wait_head, *wait_tail; /* queued for a slot */
+    struct call_queue waiting;               /* queued for a slot */
     struct http_call *running;               /* doubly linked */
     /* Calls libcurl would not take: answered from fail_timer, never from inside the
      * http_start or http_cancel that tried to start them (the caller may not expect it). */
-    struct http_call *failed_head, *failed_tail;
+    struct call_queue failed;
     uv_timer_t fail_timer;
     size_t handles;                          /* open libuv handles (timer + polls) */
     bool in_dispatch, freeing;
@@ -58,6 +63,46 @@ struct http_call {
 };
 
 static void start_waiting(struct http *h);
+
+static void queue_push(struct call_queue *q, struct http_call *c)
+{
+    c->next = NULL;
+    if (q->tail)
+        q->tail->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+static struct http_call *queue_pop(struct call_queue *q)
+{
+    struct http_call *c = q->head;
+    if (c) {
+        q->head = c->next;
+        if (!q->head)
+            q->tail = NULL;
+        c->next = NULL;
+    }
+    return c;
+}
+
+/* Takes c out of q if it is there. */
+static bool queue_remove(struct call_queue *q, struct http_call *c)
+{
+    struct http_call *prev = NULL;
+    for (struct http_call *x = q->head; x; prev = x, x = x->next) {
+        if (x != c)
+            continue;
+        if (prev)
+            prev->next = x->next;
+        else
+            q->head = x->next;
+        if (q->tail == x)
+            q->tail = prev;
+        return true;
+    }
+    return false;
+}
 
 /* ---- handle bookkeeping --------------------------------------------------------------- */
 
@@ -257,6 +302,18 @@ static void running_unlink(struct http *h, struct http_call *c)
     c->next = c->prev = NULL;
 }
 
+/* After callbacks ran (in_dispatch): a free they asked for happens now, else waiting calls
+ * take the slots that freed up. */
+static void dispatch_end(struct http *h)
+{
+    h->in_dispatch = false;
+    if (h->freeing) {
+        http_free(h);
+        return;
+    }
+    start_waiting(h);
+}
+
 static void check_done(struct http *h)
 {
     CURLMsg *m;
@@ -292,12 +349,7 @@ static void check_done(struct http *h)
         c->cb(c->arg, &r);
         call_free(c);
     }
-    h->in_dispatch = false;
-    if (h->freeing) {
-        http_free(h);
-        return;
-    }
-    start_waiting(h);
+    dispatch_end(h);
 }
 
 static int call_setup(struct http *h, struct http_call *c)
@@ -341,36 +393,20 @@ static void fail_fire(uv_timer_t *t)
     struct http *h = t->data;
     h->in_dispatch = true;
     struct http_call *c;
-    while (!h->freeing && (c = h->failed_head)) {
-        h->failed_head = c->next;
-        if (!h->failed_head)
-            h->failed_tail = NULL;
+    while (!h->freeing && (c = queue_pop(&h->failed))) {
         struct http_response r = {.error = "cannot start the HTTP transfer (libcurl setup)", .body = ""};
         c->cb(c->arg, &r);
         call_free(c);
     }
-    h->in_dispatch = false;
-    if (h->freeing) {
-        http_free(h);
-        return;
-    }
-    start_waiting(h);
+    dispatch_end(h);
 }
 
 static void start_waiting(struct http *h)
 {
-    while (h->wait_head && h->active < h->max_active) {
-        struct http_call *c = h->wait_head;
-        h->wait_head = c->next;
-        if (!h->wait_head)
-            h->wait_tail = NULL;
-        c->next = NULL;
+    struct http_call *c;
+    while (h->active < h->max_active && (c = queue_pop(&h->waiting))) {
         if (call_setup(h, c) || curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
-            if (h->failed_tail)
-                h->failed_tail->next = c;
-            else
-                h->failed_head = c;
-            h->failed_tail = c;
+            queue_push(&h->failed, c);
             uv_timer_start(&h->fail_timer, fail_fire, 0, 0);
             continue;
         }
@@ -409,11 +445,7 @@ struct http_call *http_start(struct http *h, const struct http_request *req, htt
     if (!l)
         goto fail;
     c->hdrs = l;
-    if (h->wait_tail)
-        h->wait_tail->next = c;
-    else
-        h->wait_head = c;
-    h->wait_tail = c;
+    queue_push(&h->waiting, c);
     if (!h->in_dispatch)
         start_waiting(h);
     return c;
@@ -436,22 +468,8 @@ void http_cancel(struct http_call *c)
             start_waiting(h);
         return;
     }
-    struct http_call **lists[2][2] = {{&h->wait_head, &h->wait_tail}, {&h->failed_head, &h->failed_tail}};
-    for (int l = 0; l < 2; l++) {
-        struct http_call *prev = NULL;
-        for (struct http_call *q = *lists[l][0]; q; prev = q, q = q->next) {
-            if (q != c)
-                continue;
-            if (prev)
-                prev->next = q->next;
-            else
-                *lists[l][0] = q->next;
-            if (*lists[l][1] == q)
-                *lists[l][1] = prev;
-            call_free(q);
-            return;
-        }
-    }
+    if (queue_remove(&h->waiting, c) || queue_remove(&h->failed, c))
+        call_free(c);
 }
 
 struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err, size_t errlen)
@@ -501,20 +519,10 @@ void http_free(struct http *h)
         return; /* check_done finishes the job */
     if (!first && !h->multi)
         return;
-    while (h->wait_head) {
-        struct http_call *c = h->wait_head;
-        h->wait_head = c->next;
+    struct http_call *c;
+    while ((c = queue_pop(&h->waiting)) || (c = queue_pop(&h->failed)))
         call_free(c);
-    }
-    h->wait_tail = NULL;
-    while (h->failed_head) {
-        struct http_call *c = h->failed_head;
-        h->failed_head = c->next;
-        call_free(c);
-    }
-    h->failed_tail = NULL;
-    while (h->running) {
-        struct http_call *c = h->running;
+    while ((c = h->running)) {
         curl_multi_remove_handle(h->multi, c->easy);
         running_unlink(h, c);
         call_free(c);

@@ -180,13 +180,8 @@ static int plain_writev(struct tls_conn *c, const uv_buf_t *bufs, unsigned nbufs
         return queue_state(c);
     }
     unsigned copied = owner ? nbufs - 1 : nbufs;
-    size_t copy_len = 0, at = skip;
-    for (unsigned i = 0; i < copied; i++) {
-        size_t b = bufs[i].len;
-        copy_len += at >= b ? 0 : b - at;
-        at = at >= b ? at - b : 0;
-    }
-    struct wreq *w = wreq_new(copy_len);
+    size_t left = n - skip, last = bufs[nbufs - 1].len;
+    struct wreq *w = wreq_new(left - (owner ? (last < left ? last : left) : 0));
     if (!w) {
         free(owner);
         return -1;
