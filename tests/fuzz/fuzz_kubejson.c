@@ -178,6 +178,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(strlen(msg) < sizeof(msg));
     for (const char *p = msg; *p; p++)
         CHECK((unsigned char)*p >= 0x20 && *p != 0x7f);
+    /* A Status naming an object is a Status: it has a message key or none, never garbage. */
+    if (kubejson_status_names_object(b, size))
+        CHECK(b[0] != '\0');
 
     time_check(data, size);
     patch_check(data, size);
