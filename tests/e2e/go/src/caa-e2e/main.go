@@ -198,6 +198,9 @@ func runOne(s scenario, bin string, timeout time.Duration, keep, verbose bool) b
 			t.Errorf("scenario goroutine still running 10s after its daemons were killed")
 		}
 	}
+	if os.Getenv("CAA_E2E_KILL") == "" {
+		t.stopDaemonsGracefully()
+	}
 	t.killDaemons()
 	if t.fw != nil {
 		t.fw.Close()
@@ -254,6 +257,28 @@ func runOne(s scenario, bin string, timeout time.Duration, keep, verbose bool) b
 		os.RemoveAll(dir)
 	}
 	return ok
+}
+
+// stopDaemonsGracefully sends SIGTERM to every daemon still running and waits (bounded) for
+// it to exit 0, so that a sanitizer build's leak check at exit runs over whatever state the
+// scenario left behind.
+func (t *T) stopDaemonsGracefully() {
+	t.mu.Lock()
+	ds := append([]*Daemon(nil), t.daemons...)
+	t.mu.Unlock()
+	for _, d := range ds {
+		if d.cmd == nil || d.cmd.Process == nil || d.Exited() {
+			continue
+		}
+		if err := d.Signal(syscall.SIGTERM); err != nil {
+			continue
+		}
+		if err := d.WaitExit(15 * time.Second); err != nil {
+			t.Errorf("daemon #%d did not exit within 15 s of SIGTERM at the end of the scenario", d.Index)
+		} else if d.exitCode != 0 {
+			t.Errorf("daemon #%d exited with %s on SIGTERM at the end of the scenario", d.Index, d.exitString())
+		}
+	}
 }
 
 func (t *T) killDaemons() {
