@@ -132,6 +132,7 @@ func azureScenarios() []scenario {
 		{"azure_cloud_config_verify", scAzureVerify},
 		{"azure_csi_data_disks", scAzureDataDisks},
 		{"azure_csi_data_disks_pod_filter", scAzureDataDisksPodFilter},
+		{"azure_steady_memcheck", scAzureSteadyMemcheck},
 	}
 }
 
@@ -1376,4 +1377,34 @@ func scAzureDataDisks(t *T) {
 	}
 	d.StopVM(id3)
 	expectEmptyCloud(t, arm, "after the refused creates")
+}
+
+// scAzureSteadyMemcheck: Azure lifecycles (HTTPS to ARM, token, operation polls, the relay with
+// mutual TLS), six at a time under memcheck, every third round through a 503 on a VM PUT and a
+// reset operation poll, leave the live heap as it was after the warm-up.
+func scAzureSteadyMemcheck(t *T) {
+	arm, dirs := azureEnv(t, "127.0.0.1")
+	defer arm.Close()
+	dirs, prefix, ok := memcheckWrap(t, dirs)
+	if !ok {
+		return
+	}
+	d := t.StartDaemonDirs(dirs)
+	const perRound = 6
+	expectFlatHeap(t, d, prefix, 4, 8, perRound, 256<<10, func(i int) {
+		if i%3 == 2 {
+			arm.AddFault("vm_put", 503, "0", false, 1)
+			arm.AddFault("op", 0, "", true, 1)
+		}
+		var wg sync.WaitGroup
+		for k := 0; k < perRound; k++ {
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				azureLifecycle(t, d, fmt.Sprintf("steady-%d-%d", i, k), nil, nil)
+			}(k)
+		}
+		wg.Wait()
+	})
+	expectEmptyCloud(t, arm, "after the lifecycles")
 }
