@@ -1306,10 +1306,6 @@ struct proxy *proxy_new(const struct proxy_params *p, char *err, size_t errlen)
         goto fail;
     }
     px->next_up_id = 1;
-    if (unlink(px->socket_path) && errno != ENOENT) {
-        snprintf(err, errlen, "removing a stale %s: %s", px->socket_path, strerror(errno));
-        goto fail;
-    }
     uv_pipe_init(px->loop, &px->listener, 0);
     px->listener.data = px;
     uv_timer_init(px->loop, &px->retry);
@@ -1318,6 +1314,14 @@ struct proxy *proxy_new(const struct proxy_params *p, char *err, size_t errlen)
     px->retry.data = px->attempt.data = px->ready_timer.data = px;
     px->refs = 4;
     int rc = uv_pipe_bind(&px->listener, px->socket_path);
+    if (rc == UV_EADDRINUSE) { /* a socket file left by a daemon that did not close it (a crash) */
+        if (unlink(px->socket_path) && errno != ENOENT) {
+            snprintf(err, errlen, "removing a stale %s: %s", px->socket_path, strerror(errno));
+            proxy_close(px);
+            return NULL;
+        }
+        rc = uv_pipe_bind(&px->listener, px->socket_path);
+    }
     if (!rc)
         rc = chmod(px->socket_path, 0600) ? uv_translate_sys_error(errno) : 0;
     if (!rc)

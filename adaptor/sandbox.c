@@ -380,7 +380,7 @@ static int fsync_dir(const char *path)
  * leaves are removed by name first, so the usual erase needs no directory listing. */
 static int remove_dir_flat(const char *dir)
 {
-    static const char *const known[] = {SANDBOX_STATE_FILE, SANDBOX_USERDATA_FILE, SANDBOX_AGENT_SOCKET};
+    static const char *const known[] = {SANDBOX_STATE_FILE, SANDBOX_USERDATA_FILE};
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : errno;
@@ -388,7 +388,11 @@ static int remove_dir_flat(const char *dir)
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (unlinkat(fd, known[i], 0) && errno != ENOENT)
             unlinked = false; /* the scan below tries again and reports it */
-    if (unlinked && (rmdir(dir) == 0 || errno == ENOENT)) {
+    /* The agent socket is usually gone: libuv removes it when the relay closes. */
+    bool gone = unlinked && (rmdir(dir) == 0 || errno == ENOENT);
+    if (!gone && unlinked && (unlinkat(fd, SANDBOX_AGENT_SOCKET, 0) == 0 || errno == ENOENT))
+        gone = rmdir(dir) == 0 || errno == ENOENT;
+    if (gone) {
         close(fd);
         return 0;
     }
