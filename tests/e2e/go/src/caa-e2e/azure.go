@@ -756,7 +756,7 @@ func scAzureConcurrent(t *T) {
 	if worstRef := ref[len(ref)-1]; 3*worstRef > limit {
 		limit = 3 * worstRef
 	}
-	if strings.Contains(t.daemonB, "/san/") {
+	if t.sanitized() {
 		t.Logf("sanitizer build: latency bounds not applied")
 	} else {
 		if worth(cpu[n-2]) > 5 || worth(cpu[n-1]) > 25 {

@@ -91,6 +91,10 @@ func (t *T) Errorf(format string, args ...interface{}) {
 
 // Fatalf records a failure and ends the scenario goroutine. Only call it
 // from the scenario's own goroutine.
+// sanitized tells whether the daemon under test is the ASan+UBSan build (its memory figures
+// include ASan's quarantine; memcheck cannot run it).
+func (t *T) sanitized() bool { return strings.Contains(t.daemonB, "/san/") }
+
 func (t *T) Fatalf(format string, args ...interface{}) {
 	t.Errorf(format, args...)
 	runtime.Goexit()

@@ -86,6 +86,19 @@ func waitDomainRunning(t *T, name string) bool {
 	})
 }
 
+// startUntilRunning creates a sandbox for pod and starts it, returning once its domain runs
+// (StartVM still waits for the address); failures are the scenario's.
+func startUntilRunning(t *T, d *Daemon, pod string) (id, name string, ch <-chan asyncResult) {
+	id = newSandboxID()
+	name = instanceName(pod, id)
+	d.MustCreate(id, pod, "default")
+	ch = startAsync(d, id, optsStart)
+	if !waitDomainRunning(t, name) {
+		t.Fatalf("domain %s never ran; log %q", name, tailFile(d.LogPath, 5))
+	}
+	return id, name, ch
+}
+
 func assertNothingLeft(t *T, name string) {
 	if out, _ := virsh("list", "--all", "--name"); strings.Contains(out, name) {
 		t.Errorf("domain %s is still defined: %q", name, out)
@@ -97,14 +110,8 @@ func assertNothingLeft(t *T, name string) {
 
 func scLibvirtdLifecycle(t *T) {
 	d := t.startLibvirtd(libvirtdDirs(t))
-	id := newSandboxID()
 	pod := "web-real"
-	name := instanceName(pod, id)
-	d.MustCreate(id, pod, "default")
-	ch := startAsync(d, id, optsStart)
-	if !waitDomainRunning(t, name) {
-		t.Fatalf("domain %s never ran; log %q", name, tailFile(d.LogPath, 5))
-	}
+	id, name, ch := startUntilRunning(t, d, pod)
 	xml, _ := virsh("dumpxml", name)
 	for _, want := range []string{"<caa:sandbox>" + id + "</caa:sandbox>", "type='qemu'", name + "-root.qcow2",
 		name + "-cloudinit.iso", "<source network='default'"} {
@@ -166,13 +173,7 @@ func scLibvirtdLifecycle(t *T) {
 func scLibvirtdKill9(t *T) {
 	dirs := libvirtdDirs(t)
 	d := t.startLibvirtd(dirs)
-	id := newSandboxID()
-	name := instanceName("crashy", id)
-	d.MustCreate(id, "crashy", "default")
-	startAsync(d, id, optsStart)
-	if !waitDomainRunning(t, name) {
-		t.Fatalf("domain %s never ran", name)
-	}
+	id, name, _ := startUntilRunning(t, d, "crashy")
 	d.Kill() // SIGKILL in the middle of StartVM: the domain runs, no address yet
 	d2 := t.startLibvirtd(dirs)
 	// Recovery rolls the interrupted start back by itself ...
@@ -186,13 +187,7 @@ func scLibvirtdKill9(t *T) {
 
 func scLibvirtdRestart(t *T) {
 	d := t.startLibvirtd(libvirtdDirs(t))
-	id := newSandboxID()
-	name := instanceName("survivor", id)
-	d.MustCreate(id, "survivor", "default")
-	ch := startAsync(d, id, optsStart)
-	if !waitDomainRunning(t, name) {
-		t.Fatalf("domain %s never ran", name)
-	}
+	id, name, ch := startUntilRunning(t, d, "survivor")
 	if err := lvctl("lease", domainMAC(name), "192.168.122.88"); err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -209,13 +204,7 @@ func scLibvirtdRestart(t *T) {
 		t.Errorf("no reconnection logged after the libvirtd restart")
 	}
 	// And a new pod works on the reconnected daemon.
-	id2 := newSandboxID()
-	name2 := instanceName("after", id2)
-	d.MustCreate(id2, "after", "default")
-	ch = startAsync(d, id2, optsStart)
-	if !waitDomainRunning(t, name2) {
-		t.Fatalf("domain %s never ran after the restart", name2)
-	}
+	id2, name2, ch := startUntilRunning(t, d, "after")
 	lvctl("lease", domainMAC(name2), "192.168.122.99")
 	if r, ok := waitResult(ch, 30*time.Second); !ok || r.err != nil {
 		t.Errorf("StartVM after the restart: %v %v", ok, r.err)
@@ -229,13 +218,7 @@ func scLibvirtdRestart(t *T) {
 // pod at the first poll that found no libvirtd).
 func scLibvirtdAwayMidStart(t *T) {
 	d := t.startLibvirtd(libvirtdDirs(t))
-	id := newSandboxID()
-	name := instanceName("waiter", id)
-	d.MustCreate(id, "waiter", "default")
-	ch := startAsync(d, id, optsStart)
-	if !waitDomainRunning(t, name) {
-		t.Fatalf("domain %s never ran", name)
-	}
+	id, name, ch := startUntilRunning(t, d, "waiter")
 	mac := domainMAC(name)
 	if err := lvctl("stop"); err != nil {
 		t.Fatalf("stopping libvirtd: %v", err)

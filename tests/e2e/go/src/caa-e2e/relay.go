@@ -735,7 +735,7 @@ func scRelaySlowReader(t *T) {
 	// 320 MiB are on their way while nobody reads: the writer stalls, the daemon stays small.
 	time.Sleep(2 * time.Second) // let the pipeline fill; no synchronisation depends on it
 	peak := vmRSSKiB(d.cmd.Process.Pid)
-	sanitized := strings.Contains(t.daemonB, "/san/") // ASan's quarantine holds freed buffers
+	sanitized := t.sanitized() // ASan's quarantine holds freed buffers
 	if !sanitized && peak-base > 120*1024 {
 		t.Errorf("the daemon grew by %d MiB with a stalled reader (limit 120 MiB)", (peak-base)/1024)
 	}
@@ -874,7 +874,7 @@ func leakCheck(pid int, prefix, mode string) (reach, reachInc, lost, lostInc int
 // memcheckWrap returns dirs that run the daemon under valgrind's memcheck, and the vgdb prefix
 // to reach it by; false (logged) for a sanitizer build, which memcheck cannot run.
 func memcheckWrap(t *T, dirs Dirs) (Dirs, string, bool) {
-	if strings.Contains(t.daemonB, "/san/") {
+	if t.sanitized() {
 		t.Logf("memcheck cannot run a sanitizer build: covered by the run on the plain build")
 		return dirs, "", false
 	}
