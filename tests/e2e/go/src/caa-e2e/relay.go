@@ -892,16 +892,51 @@ func memcheckWrap(t *T, dirs Dirs) (Dirs, string, bool) {
 // lossRecordRe matches one loss record of a leak check in "increased" mode.
 var lossRecordRe = regexp.MustCompile(`([0-9,]+) \(([+-][0-9,]+)\) bytes in ([0-9,]+) \(([+-][0-9,]+)\) blocks are ([a-z ]+) in loss record`)
 
+// tcpConnsTo counts the TCP connections a process's network namespace holds open towards
+// port on the client side (established, connecting, or closed by the peer but not yet by the
+// process): with libcurl's OpenSSL backend each one owns an SSL_CTX until the process closes it.
+func tcpConnsTo(pid, port int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return -1
+	}
+	n := 0
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasSuffix(f[2], suffix) {
+			continue
+		}
+		switch f[3] {
+		case "01", "02", "08": // ESTABLISHED, SYN_SENT, CLOSE_WAIT
+			n++
+		}
+	}
+	return n
+}
+
 // expectFlatHeap runs warm rounds (each of perRound sandboxes), asks memcheck for the live
 // heap, runs n more and asks again. A structure that keeps a little of every sandbox (freed
 // only at exit, so no leak checker at exit sees it) shows either as one allocation site with
 // a block more per sandbox, or as bytes: the live heap may differ by at most slack bytes
 // (what a cache of connections or buffers holds at one moment and not the next).
-func expectFlatHeap(t *T, d *Daemon, prefix string, warm, n, perRound int, slack int64, round func(i int)) {
+//
+// conns, if not nil, counts the connections of an HTTP client cache at each check. Should the
+// cache have grown in between, a site holding exactly as many blocks per connection before as
+// after belongs to the cache (bounded by its size, not by the number of sandboxes), and the
+// heap may grow by 64 KiB more per added connection (a TLS session and its buffers).
+func expectFlatHeap(t *T, d *Daemon, prefix string, warm, n, perRound int, slack int64, conns func() int, round func(i int)) {
 	pid := d.cmd.Process.Pid
+	count := func() int {
+		if conns == nil {
+			return 0
+		}
+		return conns()
+	}
 	for i := 0; i < warm; i++ { // the first few dozen fill lazily made caches (OpenSSL, the pool threads)
 		round(i)
 	}
+	c0 := count()
 	reach0, _, _, _, _, err := leakCheck(pid, prefix, "summary")
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -909,6 +944,7 @@ func expectFlatHeap(t *T, d *Daemon, prefix string, warm, n, perRound int, slack
 	for i := warm; i < warm+n; i++ {
 		round(i)
 	}
+	c1 := count()
 	reach, inc, lost, lostInc, out, err := leakCheck(pid, prefix, "full") // lists what grew
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -916,20 +952,36 @@ func expectFlatHeap(t *T, d *Daemon, prefix string, warm, n, perRound int, slack
 	sandboxes := n * perRound
 	t.Logf("live heap after the warm-up %d bytes, after %d more sandboxes %d (%+d); definitely lost %d (%+d)",
 		reach0, sandboxes, reach, inc, lost, lostInc)
+	if conns != nil {
+		t.Logf("HTTP client connections held: %d after the warm-up, %d after", c0, c1)
+	}
+	dc := c1 - c0
+	if dc > 0 {
+		slack += int64(dc) << 16
+	}
 	if inc > slack {
 		t.Errorf("the daemon's live heap grew by %d bytes over %d sandboxes (limit %d), each stopped before the next; what grew:\n%s",
 			inc, sandboxes, slack, out)
 	}
+	num := func(b []byte) int {
+		v, _ := strconv.Atoi(strings.ReplaceAll(string(b), ",", ""))
+		return v
+	}
 	for _, m := range lossRecordRe.FindAllSubmatch(out, -1) {
-		blocks, _ := strconv.Atoi(strings.ReplaceAll(string(m[4]), ",", ""))
-		if blocks >= sandboxes/2 {
-			at := bytes.Index(out, m[0])
-			end := at + 3000
-			if end > len(out) {
-				end = len(out)
-			}
-			t.Errorf("%s more blocks (%s bytes) %s from one place after %d sandboxes:\n%s", m[4], m[2], m[5], sandboxes, out[at:end])
+		total, grew := num(m[3]), num(m[4])
+		if grew < sandboxes/2 {
+			continue
 		}
+		if dc > 0 && total*c0 == (total-grew)*c1 {
+			t.Logf("%s more blocks %s at one site follow the connection cache (%d -> %d connections)", m[4], m[5], c0, c1)
+			continue
+		}
+		at := bytes.Index(out, m[0])
+		end := at + 3000
+		if end > len(out) {
+			end = len(out)
+		}
+		t.Errorf("%s more blocks (%s bytes) %s from one place after %d sandboxes:\n%s", m[4], m[2], m[5], sandboxes, out[at:end])
 	}
 	if lostInc != 0 || lost != 0 {
 		t.Errorf("memcheck finds %d bytes definitely lost (%+d since the warm-up)", lost, lostInc)
@@ -944,5 +996,5 @@ func scSteadyStateMemcheck(t *T) {
 		return
 	}
 	d := t.StartDaemonDirs(dirs)
-	expectFlatHeap(t, d, prefix, 24, 80, 1, 16*80, func(i int) { steadyRound(t, d, i) })
+	expectFlatHeap(t, d, prefix, 24, 80, 1, 16*80, nil, func(i int) { steadyRound(t, d, i) })
 }
