@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -46,7 +47,7 @@ struct daemon {
     SSL_CTX *client_ctx;              /* dials pod VMs; NULL with -disable-tls */
     struct initdata initdata;         /* validated INITDATA; vm_value NULL when unset */
     struct ttrpc_server *server;
-    struct getinfo_wait *waiters; /* podvminfo GetInfo calls waiting for an instance id */
+    LIST_HEAD(, getinfo_wait) waiters; /* podvminfo GetInfo calls waiting for an instance id */
     struct gc *gc;                /* orphan GC */
     struct network *net;          /* pod networking (vxlan/) */
     struct probe *probe;          /* /startup, /healthz, /readyz, /metrics on PROBE_PORT */

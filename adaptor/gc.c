@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "daemon.h"
@@ -16,7 +17,7 @@ struct gc_check {
     struct gc *gc;
     struct provider_instance inst;
     bool deleting;
-    struct gc_check *next, *prev;
+    LIST_ENTRY(gc_check) link; /* on g->checks */
 };
 
 /* The namespace check of one pass: paths copied from the running sandboxes, statted in the
@@ -41,7 +42,7 @@ struct gc {
     bool pass_running;
     bool netns_running;
     size_t in_flight;
-    struct gc_check *checks;
+    LIST_HEAD(, gc_check) checks;
 };
 
 bool gc_candidate(const struct provider_instance *inst, bool known, int64_t now_unix)
@@ -53,13 +54,7 @@ bool gc_candidate(const struct provider_instance *inst, bool known, int64_t now_
 
 static void check_free(struct gc_check *c)
 {
-    struct gc *g = c->gc;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g->checks = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     uv_fs_req_cleanup(&c->req);
     free(c);
 }
@@ -143,10 +138,7 @@ static void gc_listed(void *arg, const struct provider_error *err, const struct 
         c->gc = g;
         c->inst = v[i];
         c->req.data = c;
-        c->next = g->checks;
-        if (g->checks)
-            g->checks->prev = c;
-        g->checks = c;
+        LIST_INSERT_HEAD(&g->checks, c, link);
         g->in_flight++;
         if (uv_fs_stat(d->loop, &c->req, path, gc_statted)) {
             g->in_flight--;
@@ -264,8 +256,9 @@ void gc_free(struct daemon *d)
     struct gc *g = d->gc;
     if (!g)
         return;
-    while (g->checks)
-        check_free(g->checks);
+    struct gc_check *c;
+    while ((c = LIST_FIRST(&g->checks)))
+        check_free(c);
     free(g);
     d->gc = NULL;
 }

@@ -9,11 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
-/* A FIFO of calls, linked through their next pointers. */
-struct call_queue {
-    struct http_call *head, *tail;
-};
+TAILQ_HEAD(call_list, http_call);
 
 struct http {
     uv_loop_t *loop;
@@ -23,11 +21,12 @@ struct http {
     char *ca_file;
     unsigned max_active, active;
     long connect_timeout_ms;
-    struct call_queue waiting;               /* queued for a slot */
-    struct http_call *running;               /* doubly linked */
+    /* Every call is on exactly one list, in order of arrival. */
+    struct call_list waiting;                /* queued for a slot */
+    struct call_list running;                /* added to the multi handle */
     /* Calls libcurl would not take: answered from fail_timer, never from inside the
      * http_start or http_cancel that tried to start them (the caller may not expect it). */
-    struct call_queue failed;
+    struct call_list failed;
     uv_timer_t fail_timer;
     size_t handles;                          /* open libuv handles (timer + polls) */
     bool in_dispatch, freeing;
@@ -59,49 +58,29 @@ struct http_call {
     size_t hoff[HTTP_HEADERS_MAX][2];
     size_t n_headers;
     char errbuf[CURL_ERROR_SIZE];
-    struct http_call *next, *prev;
+    struct call_list *list; /* the one of h's lists c is on; NULL once taken off */
+    TAILQ_ENTRY(http_call) link;
 };
 
 static void start_waiting(struct http *h);
 
-static void queue_push(struct call_queue *q, struct http_call *c)
+/* Takes c off its list and appends it to to (NULL: to none). */
+static void call_move(struct http_call *c, struct call_list *to)
 {
-    c->next = NULL;
-    if (q->tail)
-        q->tail->next = c;
-    else
-        q->head = c;
-    q->tail = c;
+    if (c->list)
+        TAILQ_REMOVE(c->list, c, link);
+    c->list = to;
+    if (to)
+        TAILQ_INSERT_TAIL(to, c, link);
 }
 
-static struct http_call *queue_pop(struct call_queue *q)
+/* The first call of l, taken off it. */
+static struct http_call *call_take(struct call_list *l)
 {
-    struct http_call *c = q->head;
-    if (c) {
-        q->head = c->next;
-        if (!q->head)
-            q->tail = NULL;
-        c->next = NULL;
-    }
+    struct http_call *c = TAILQ_FIRST(l);
+    if (c)
+        call_move(c, NULL);
     return c;
-}
-
-/* Takes c out of q if it is there. */
-static bool queue_remove(struct call_queue *q, struct http_call *c)
-{
-    struct http_call *prev = NULL;
-    for (struct http_call *x = q->head; x; prev = x, x = x->next) {
-        if (x != c)
-            continue;
-        if (prev)
-            prev->next = x->next;
-        else
-            q->head = x->next;
-        if (q->tail == x)
-            q->tail = prev;
-        return true;
-    }
-    return false;
 }
 
 /* ---- handle bookkeeping --------------------------------------------------------------- */
@@ -291,17 +270,6 @@ static void call_free(struct http_call *c)
     free(c);
 }
 
-static void running_unlink(struct http *h, struct http_call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->running = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-}
-
 /* After callbacks ran (in_dispatch): a free they asked for happens now, else waiting calls
  * take the slots that freed up. */
 static void dispatch_end(struct http *h)
@@ -326,7 +294,7 @@ static void check_done(struct http *h)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         CURLcode rc = m->data.result;
         curl_multi_remove_handle(h->multi, m->easy_handle);
-        running_unlink(h, c);
+        call_move(c, NULL);
         h->active--;
         struct http_response r = {0};
         struct http_header hdrs[HTTP_HEADERS_MAX];
@@ -393,7 +361,7 @@ static void fail_fire(uv_timer_t *t)
     struct http *h = t->data;
     h->in_dispatch = true;
     struct http_call *c;
-    while (!h->freeing && (c = queue_pop(&h->failed))) {
+    while (!h->freeing && (c = call_take(&h->failed))) {
         struct http_response r = {.error = "cannot start the HTTP transfer (libcurl setup)", .body = ""};
         c->cb(c->arg, &r);
         call_free(c);
@@ -404,16 +372,13 @@ static void fail_fire(uv_timer_t *t)
 static void start_waiting(struct http *h)
 {
     struct http_call *c;
-    while (h->active < h->max_active && (c = queue_pop(&h->waiting))) {
+    while (h->active < h->max_active && (c = TAILQ_FIRST(&h->waiting))) {
         if (call_setup(h, c) || curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
-            queue_push(&h->failed, c);
+            call_move(c, &h->failed);
             uv_timer_start(&h->fail_timer, fail_fire, 0, 0);
             continue;
         }
-        c->next = h->running;
-        if (h->running)
-            h->running->prev = c;
-        h->running = c;
+        call_move(c, &h->running);
         h->active++;
     }
 }
@@ -445,7 +410,7 @@ struct http_call *http_start(struct http *h, const struct http_request *req, htt
     if (!l)
         goto fail;
     c->hdrs = l;
-    queue_push(&h->waiting, c);
+    call_move(c, &h->waiting);
     if (!h->in_dispatch)
         start_waiting(h);
     return c;
@@ -459,17 +424,19 @@ void http_cancel(struct http_call *c)
     if (!c)
         return;
     struct http *h = c->h;
-    if (c->easy && (c->prev || h->running == c)) {
+    if (c->list == &h->running) {
         curl_multi_remove_handle(h->multi, c->easy);
-        running_unlink(h, c);
+        call_move(c, NULL);
         h->active--;
         call_free(c);
         if (!h->in_dispatch)
             start_waiting(h);
         return;
     }
-    if (queue_remove(&h->waiting, c) || queue_remove(&h->failed, c))
+    if (c->list) { /* waiting or failed; off every list it is being answered */
+        call_move(c, NULL);
         call_free(c);
+    }
 }
 
 struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err, size_t errlen)
@@ -485,6 +452,9 @@ struct http *http_new(uv_loop_t *loop, const struct http_config *cfg, char *err,
         return NULL;
     }
     h->loop = loop;
+    TAILQ_INIT(&h->waiting);
+    TAILQ_INIT(&h->running);
+    TAILQ_INIT(&h->failed);
     h->max_active = cfg->max_active ? cfg->max_active : 16;
     h->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     if (cfg->ca_file && cfg->ca_file[0] && !(h->ca_file = strdup(cfg->ca_file))) {
@@ -520,11 +490,10 @@ void http_free(struct http *h)
     if (!first && !h->multi)
         return;
     struct http_call *c;
-    while ((c = queue_pop(&h->waiting)) || (c = queue_pop(&h->failed)))
+    while ((c = call_take(&h->waiting)) || (c = call_take(&h->failed)))
         call_free(c);
-    while ((c = h->running)) {
+    while ((c = call_take(&h->running))) {
         curl_multi_remove_handle(h->multi, c->easy);
-        running_unlink(h, c);
         call_free(c);
     }
     curl_multi_cleanup(h->multi); /* closes sockets: CURL_POLL_REMOVE closes their polls */

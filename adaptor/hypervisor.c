@@ -39,14 +39,15 @@ struct sandbox_op {
     bool failed;
     uint64_t t0;
     uint64_t provider_t0; /* when the provider's create or delete began, for the metrics */
-    struct sandbox_op *next;
+    bool queued;          /* on sb->ops */
+    TAILQ_ENTRY(sandbox_op) link;
 };
 
 struct getinfo_wait {
     struct ttrpc_call *call;
     struct daemon *d;
     char *name, *ns;
-    struct getinfo_wait *next, *prev;
+    LIST_ENTRY(getinfo_wait) link; /* on d->waiters */
 };
 
 static void op_run(struct sandbox_op *op);
@@ -127,19 +128,18 @@ static struct sandbox_op *op_new(struct daemon *d, struct sandbox *sb, enum op_k
 
 static void op_queue_unlink(struct sandbox *sb, struct sandbox_op *op)
 {
-    struct sandbox_op *prev = NULL;
-    for (struct sandbox_op *q = sb->queue_head; q; prev = q, q = q->next) {
-        if (q != op)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            sb->queue_head = q->next;
-        if (sb->queue_tail == q)
-            sb->queue_tail = prev;
-        q->next = NULL;
-        return;
-    }
+    if (op->queued)
+        TAILQ_REMOVE(&sb->ops, op, link);
+    op->queued = false;
+}
+
+/* The next operation waiting on sb, taken off the queue; NULL if none. */
+static struct sandbox_op *op_queue_take(struct sandbox *sb)
+{
+    struct sandbox_op *op = TAILQ_FIRST(&sb->ops);
+    if (op)
+        op_queue_unlink(sb, op);
+    return op;
 }
 
 static void op_cancel_hook(struct ttrpc_call *call, int code, void *arg)
@@ -190,32 +190,24 @@ static void op_submit(struct sandbox_op *op)
             else if (sb->proxy && cur->vm_ready)
                 proxy_cancel_ready(sb->proxy, "StopVM arrived");
         }
-        op->next = sb->queue_head; /* the stop runs right after the cancelled start */
-        sb->queue_head = op;
-        if (!sb->queue_tail)
-            sb->queue_tail = op;
-        return;
+        TAILQ_INSERT_HEAD(&sb->ops, op, link); /* the stop runs right after the cancelled start */
+    } else {
+        TAILQ_INSERT_TAIL(&sb->ops, op, link);
     }
-    if (sb->queue_tail)
-        sb->queue_tail->next = op;
-    else
-        sb->queue_head = op;
-    sb->queue_tail = op;
+    op->queued = true;
 }
 
 static void sandbox_release(struct daemon *d, struct sandbox *sb)
 {
     /* The record is erased: answer whoever still waits for this sandbox. */
     struct sandbox_op *q;
-    while ((q = sb->queue_head)) {
-        sb->queue_head = q->next;
+    while ((q = op_queue_take(sb))) {
         if (q->kind == OP_STOP)
             op_reply_ok(q);
         else
             op_fail(q, TTRPC_NOT_FOUND, "getting sandbox: sandbox %s does not exist", sb->id);
         free(q);
     }
-    sb->queue_tail = NULL;
     sandbox_store_remove(&d->store, sb);
     network_vni_release(d->net, sb->vni);
     proxy_drop(sb);
@@ -239,12 +231,8 @@ static void op_done(struct sandbox_op *op)
         sandbox_release(d, sb);
         return;
     }
-    struct sandbox_op *next = sb->queue_head;
+    struct sandbox_op *next = op_queue_take(sb);
     if (next) {
-        sb->queue_head = next->next;
-        if (!sb->queue_head)
-            sb->queue_tail = NULL;
-        next->next = NULL;
         sb->op = next;
         op_run(next);
     }
@@ -1111,14 +1099,9 @@ static void getinfo_reply(struct ttrpc_call *call, const char *vmid)
     ttrpc_call_reply(call, buf, n);
 }
 
-static void waiter_free(struct daemon *d, struct getinfo_wait *w)
+static void waiter_free(struct getinfo_wait *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        d->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    LIST_REMOVE(w, link);
     free(w->name);
     free(w->ns);
     free(w);
@@ -1132,7 +1115,7 @@ static void waiter_cancel(struct ttrpc_call *call, int code, void *arg)
         return;
     ttrpc_call_fail(call, code, "getting VM ID for %s:%s: %s", w->ns, w->name,
                     code == TTRPC_DEADLINE_EXCEEDED ? "context deadline exceeded" : "context canceled");
-    waiter_free(d, w);
+    waiter_free(w);
 }
 
 /* One answer at a time, the list searched again after each: an answer whose write fails
@@ -1140,15 +1123,15 @@ static void waiter_cancel(struct ttrpc_call *call, int code, void *arg)
 static void waiters_wake(struct daemon *d)
 {
     for (;;) {
-        struct getinfo_wait *w = d->waiters;
+        struct getinfo_wait *w;
         const struct sandbox *sb = NULL;
-        for (; w; w = w->next)
+        LIST_FOREACH(w, &d->waiters, link)
             if ((sb = find_pod(d, w->ns, w->name)) && sb->inst.id[0])
                 break;
         if (!w)
             return;
         getinfo_reply(w->call, sb->inst.id);
-        waiter_free(d, w);
+        waiter_free(w);
     }
 }
 
@@ -1622,10 +1605,7 @@ static void handle_getinfo(struct ttrpc_call *call, const uint8_t *p, size_t n, 
         } else {
             w->call = call;
             w->d = d;
-            w->next = d->waiters;
-            if (d->waiters)
-                d->waiters->prev = w;
-            d->waiters = w;
+            LIST_INSERT_HEAD(&d->waiters, w, link);
             ttrpc_call_on_cancel(call, waiter_cancel, w);
         }
     }
@@ -1669,7 +1649,7 @@ static void deferred_run(struct turn_task *t)
 
 static void handle_bulk(struct ttrpc_call *call, const uint8_t *p, size_t n, struct daemon *d, ttrpc_handler_fn fn)
 {
-    if (!d->turn.head && !turn_spent(&d->turn)) {
+    if (STAILQ_EMPTY(&d->turn.tasks) && !turn_spent(&d->turn)) {
         fn(call, p, n, d);
         return;
     }
@@ -1736,20 +1716,19 @@ static void free_ops(struct sandbox *sb, void *arg)
         free(q);
         sb->op = NULL;
     }
-    while ((q = sb->queue_head)) {
-        sb->queue_head = q->next;
+    while ((q = op_queue_take(sb))) {
         if (q->call)
             ttrpc_call_abandon(q->call);
         free(q);
     }
-    sb->queue_tail = NULL;
 }
 
 void hypervisor_free(struct daemon *d)
 {
     sandbox_store_foreach(&d->store, free_ops, d);
-    while (d->waiters) {
-        ttrpc_call_abandon(d->waiters->call);
-        waiter_free(d, d->waiters);
+    struct getinfo_wait *w;
+    while ((w = LIST_FIRST(&d->waiters))) {
+        ttrpc_call_abandon(w->call);
+        waiter_free(w);
     }
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ struct kreq {
     bool retried, parked;
     kreq_cb cb;
     void *arg;
-    struct kreq *next, *prev;
+    LIST_ENTRY(kreq) link; /* on k->reqs */
 };
 
 struct kube_pull {
@@ -46,7 +47,7 @@ struct kube_pull {
     uv_timer_t deadline;
     kube_auth_cb cb;
     void *arg;
-    struct kube_pull *lnext, *lprev;
+    LIST_ENTRY(kube_pull) link; /* on k->pulls */
 };
 
 struct kube_check {
@@ -65,7 +66,7 @@ struct kube_pp {
     char *provider, *instance;
     enum { PP_POD, PP_CREATE, PP_RELEASE } stage;
     bool release_after; /* StopVM's release came while the create was under way */
-    struct kube_pp *next, *prev;
+    LIST_ENTRY(kube_pp) link; /* on k->pps */
 };
 
 struct kube {
@@ -75,9 +76,9 @@ struct kube {
     char base[300];
     long long limit;
     char *token; /* wiped when replaced */
-    struct kreq *reqs;
-    struct kube_pull *pulls;
-    struct kube_pp *pps;
+    LIST_HEAD(, kreq) reqs;
+    LIST_HEAD(, kube_pull) pulls;
+    LIST_HEAD(, kube_pp) pps;
     uint64_t pp_absent_until; /* uv_now(): the PeerPod CRD was missing; not asked again before */
     /* token re-reads in the thread pool */
     uv_work_t token_work;
@@ -220,8 +221,8 @@ static void token_work_done(uv_work_t *w, int status)
         return;
     /* Requests refused with 401 go again, once, with whatever token we now hold. */
     struct kreq *q, *next;
-    for (q = k->reqs; q; q = next) {
-        next = q->next; /* an abort frees q */
+    for (q = LIST_FIRST(&k->reqs); q; q = next) {
+        next = LIST_NEXT(q, link); /* an abort frees q */
         if (q->parked) {
             q->parked = false;
             if (kreq_send(q))
@@ -246,25 +247,13 @@ static void token_tick(uv_timer_t *t)
 
 /* ---- requests -------------------------------------------------------------------------- */
 
-static void kreq_unlink(struct kreq *q)
-{
-    struct kube *k = q->k;
-    if (q->prev)
-        q->prev->next = q->next;
-    else if (k->reqs == q)
-        k->reqs = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    q->next = q->prev = NULL;
-}
-
 static void kreq_free(struct kreq *q)
 {
     if (!q)
         return;
     if (q->call)
         http_cancel(q->call);
-    kreq_unlink(q);
+    LIST_REMOVE(q, link);
     free(q->url);
     free(q->body);
     free(q);
@@ -343,10 +332,7 @@ static struct kreq *kreq_start(struct kube *k, const char *method, const char *p
     q->body_len = body_len;
     q->cb = cb;
     q->arg = arg;
-    q->next = k->reqs;
-    if (k->reqs)
-        k->reqs->prev = q;
-    k->reqs = q;
+    LIST_INSERT_HEAD(&k->reqs, q, link);
     if (kreq_send(q)) {
         kreq_free(q); /* no callback: the caller learns it from NULL */
         return NULL;
@@ -478,8 +464,9 @@ static void kube_close(struct kube *k)
     if (k->closed)
         return;
     k->closed = true;
-    while (k->reqs)
-        kreq_free(k->reqs);
+    struct kreq *q;
+    while ((q = LIST_FIRST(&k->reqs)))
+        kreq_free(q);
     http_free(k->http);
     k->http = NULL;
     uv_close((uv_handle_t *)&k->token_timer, handle_closed);
@@ -557,8 +544,9 @@ void kube_stop(struct kube *k, bool release)
     adv_report(k, false);
     /* End what is pending: pulls and checks answer their callers with an error (a pull
      * always waits for one request, and starts no other while stopping). */
-    while (k->reqs)
-        kreq_abort(k->reqs);
+    struct kreq *q;
+    while ((q = LIST_FIRST(&k->reqs)))
+        kreq_abort(q);
     char path[PATH_MAX_LEN];
     if (!release) {
         kube_close(k);
@@ -583,13 +571,7 @@ static void pull_closed(uv_handle_t *h)
 
 static void pull_finish(struct kube_pull *p, const char *err)
 {
-    struct kube *k = p->k;
-    if (p->lprev)
-        p->lprev->lnext = p->lnext;
-    else
-        k->pulls = p->lnext;
-    if (p->lnext)
-        p->lnext->lprev = p->lprev;
+    LIST_REMOVE(p, link);
     size_t len = 0;
     char *auth = err ? NULL : kubejson_auths_render(&p->auths, &len);
     kubejson_auths_clear(&p->auths);
@@ -721,15 +703,10 @@ int kube_pull_auth(struct kube *k, const char *ns, const char *name, kube_auth_c
         return -1;
     }
     p->deadline.data = p;
-    p->lnext = k->pulls;
-    if (k->pulls)
-        k->pulls->lprev = p;
-    k->pulls = p;
+    LIST_INSERT_HEAD(&k->pulls, p, link);
     if (k->stopping || pull_get(p, "/pods/", name)) {
         /* Unlinked and closed without calling cb. */
-        k->pulls = p->lnext;
-        if (p->lnext)
-            p->lnext->lprev = NULL;
+        LIST_REMOVE(p, link);
         uv_close((uv_handle_t *)&p->deadline, pull_closed);
         return -1;
     }
@@ -741,13 +718,7 @@ int kube_pull_auth(struct kube *k, const char *ns, const char *name, kube_auth_c
 
 static void pp_free(struct kube_pp *pp)
 {
-    struct kube *k = pp->k;
-    if (pp->prev)
-        pp->prev->next = pp->next;
-    else if (k->pps == pp)
-        k->pps = pp->next;
-    if (pp->next)
-        pp->next->prev = pp->prev;
+    LIST_REMOVE(pp, link);
     free(pp->provider);
     free(pp->instance);
     free(pp);
@@ -755,7 +726,8 @@ static void pp_free(struct kube_pp *pp)
 
 static struct kube_pp *pp_find(struct kube *k, const char *ns, const char *name)
 {
-    for (struct kube_pp *pp = k->pps; pp; pp = pp->next)
+    struct kube_pp *pp;
+    LIST_FOREACH(pp, &k->pps, link)
         if (!strcmp(pp->ns, ns) && !strcmp(pp->name, name))
             return pp;
     return NULL;
@@ -774,10 +746,7 @@ static struct kube_pp *pp_new(struct kube *k, const char *ns, const char *pod, c
     pp->k = k;
     memcpy(pp->ns, ns, strlen(ns) + 1);
     memcpy(pp->pod, pod, strlen(pod) + 1);
-    pp->next = k->pps;
-    if (k->pps)
-        k->pps->prev = pp;
-    k->pps = pp;
+    LIST_INSERT_HEAD(&k->pps, pp, link);
     return pp;
 }
 
@@ -1067,8 +1036,9 @@ void kube_free(struct kube *k)
 {
     if (!k)
         return;
-    while (k->pps) /* their requests were freed by kube_stop */
-        pp_free(k->pps);
+    struct kube_pp *pp;
+    while ((pp = LIST_FIRST(&k->pps))) /* their requests were freed by kube_stop */
+        pp_free(pp);
     /* The handles were closed by kube_stop (or never started: kube_new failed). */
     free(k->node);
     free(k->uid);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,14 +34,14 @@ struct probe_conn {
     int closing; /* handles still to close */
     int head_only;
     bool waiting; /* a /startup waiting for the pod check */
-    struct probe_conn *next, *prev;
+    LIST_ENTRY(probe_conn) link; /* on pr->conns until closed */
 };
 
 struct probe {
     struct daemon *d;
     uv_tcp_t listener;
     int listener_open;
-    struct probe_conn *conns;
+    LIST_HEAD(, probe_conn) conns;
     size_t n_conns;
     bool checking; /* a pod check for /startup is in flight */
 };
@@ -58,14 +59,8 @@ static void conn_close(struct probe_conn *c)
 {
     if (c->closing)
         return;
-    struct probe *pr = c->pr;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        pr->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pr->n_conns--;
+    LIST_REMOVE(c, link);
+    c->pr->n_conns--;
     c->closing = 2;
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
@@ -180,9 +175,9 @@ static void startup_checked(void *arg, int verdict, const char *why)
     } else if (verdict != 1) {
         log_info("probe", "startup: not yet: %s", why);
     }
-    struct probe_conn *c = pr->conns, *next;
+    struct probe_conn *c = LIST_FIRST(&pr->conns), *next;
     for (; c; c = next) {
-        next = c->next; /* respond may close c */
+        next = LIST_NEXT(c, link); /* respond may close c */
         if (c->waiting)
             startup_answer(c, verdict == 1, why);
     }
@@ -315,10 +310,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->pr = pr;
     c->tcp.data = c->timer.data = c;
     uv_timer_init(pr->d->loop, &c->timer);
-    c->next = pr->conns;
-    if (pr->conns)
-        pr->conns->prev = c;
-    pr->conns = c;
+    LIST_INSERT_HEAD(&pr->conns, c, link);
     pr->n_conns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) || pr->n_conns > PROBE_CONNS_MAX ||
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb)) {
@@ -384,8 +376,9 @@ void probe_stop(struct daemon *d)
         pr->listener_open = 2;
         uv_close((uv_handle_t *)&pr->listener, listener_closed);
     }
-    while (pr->conns)
-        conn_close(pr->conns);
+    struct probe_conn *c;
+    while ((c = LIST_FIRST(&pr->conns)))
+        conn_close(c);
 }
 
 void probe_free(struct daemon *d)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,9 +46,11 @@ struct call {
     uint8_t *body; /* queued only: the request message */
     size_t body_len;
     struct call *hnext;
-    struct call *dprev, *dnext;
-    struct call *qnext;
+    LIST_ENTRY(call) dlink;  /* on d->calls while d is set */
+    TAILQ_ENTRY(call) qlink; /* on px->queue while queued */
 };
+
+struct dwrite;
 
 struct down {
     uv_pipe_t pipe; /* first */
@@ -56,11 +59,11 @@ struct down {
     size_t in_len, in_cap;
     struct ttrpc_framer fr;
     uint32_t last_id;
-    struct call *calls;
+    LIST_HEAD(, call) calls;
     bool closing, full, paused;
     bool ucut;       /* a response frame is being streamed to this connection */
-    struct dwrite *deferred, *deferred_tail; /* our own answers, held until that frame ends */
-    struct down *prev, *next;
+    STAILQ_HEAD(, dwrite) deferred; /* our own answers, held until that frame ends */
+    LIST_ENTRY(down) link;          /* on px->downs until closed */
 };
 
 struct proxy {
@@ -79,7 +82,7 @@ struct proxy {
     size_t refs; /* open handles and calls with timers; freed at 0 after close */
     bool closing;
 
-    struct down *downs;
+    LIST_HEAD(, down) downs;
     size_t full_downs;
 
     struct sockaddr_storage addr;
@@ -101,7 +104,7 @@ struct proxy {
 
     struct call **buckets;
     size_t nbuckets, ncalls;
-    struct call *qhead, *qtail;
+    TAILQ_HEAD(, call) queue; /* calls waiting for the link, oldest first */
     size_t qcount, qbytes;
 
     proxy_ready_cb ready_cb;
@@ -217,14 +220,8 @@ static void call_closed(uv_handle_t *h)
 /* Unlinks from the downstream list and releases (the hash and the queue are the caller's). */
 static void call_free(struct call *c)
 {
-    if (c->d) {
-        if (c->dprev)
-            c->dprev->dnext = c->dnext;
-        else
-            c->d->calls = c->dnext;
-        if (c->dnext)
-            c->dnext->dprev = c->dprev;
-    }
+    if (c->d)
+        LIST_REMOVE(c, dlink);
     free(c->body);
     c->body = NULL;
     if (c->timer_inited) {
@@ -255,7 +252,7 @@ struct dwrite {
     uv_write_t req;
     struct down *d;
     size_t len;
-    struct dwrite *next; /* while deferred */
+    STAILQ_ENTRY(dwrite) next; /* while deferred */
     uint8_t data[];
 };
 
@@ -334,13 +331,8 @@ static void down_send(struct down *d, const struct ttrpc_header *hdr, const uint
     }
     w->d = d;
     w->len = hl + len - done;
-    w->next = NULL;
     if (ours && d->ucut) {
-        if (d->deferred_tail)
-            d->deferred_tail->next = w;
-        else
-            d->deferred = w;
-        d->deferred_tail = w;
+        STAILQ_INSERT_TAIL(&d->deferred, w, next);
         return;
     }
     dwrite_submit(d, w);
@@ -356,11 +348,10 @@ static void down_ucut_end(struct down *d)
 {
     d->ucut = false;
     struct dwrite *w;
-    while ((w = d->deferred)) {
-        d->deferred = w->next;
+    while ((w = STAILQ_FIRST(&d->deferred))) {
+        STAILQ_REMOVE_HEAD(&d->deferred, next);
         dwrite_submit(d, w);
     }
-    d->deferred_tail = NULL;
 }
 
 /* An error answer of our own on a downstream stream. */
@@ -439,33 +430,23 @@ static void queued_send(struct proxy *px, struct call *c)
     up_send(px, c, body, len, body);
 }
 
-static void queue_flush(struct proxy *px)
-{
-    while (px->qhead && px->up_connected && !px->closing) {
-        struct call *c = px->qhead;
-        px->qhead = c->qnext;
-        if (!px->qhead)
-            px->qtail = NULL;
-        px->qcount--;
-        px->qbytes -= c->body_len;
-        c->qnext = NULL;
-        queued_send(px, c);
-    }
-}
-
 static void queue_remove(struct proxy *px, struct call *c)
 {
-    struct call **pp = &px->qhead, *prev = NULL;
-    for (; *pp && *pp != c; prev = *pp, pp = &(*pp)->qnext)
-        ;
-    if (!*pp)
+    if (!c->queued)
         return;
-    *pp = c->qnext;
-    if (px->qtail == c)
-        px->qtail = prev;
+    TAILQ_REMOVE(&px->queue, c, qlink);
+    c->queued = false;
     px->qcount--;
     px->qbytes -= c->body_len;
-    c->qnext = NULL;
+}
+
+static void queue_flush(struct proxy *px)
+{
+    struct call *c;
+    while ((c = TAILQ_FIRST(&px->queue)) && px->up_connected && !px->closing) {
+        queue_remove(px, c);
+        queued_send(px, c);
+    }
 }
 
 static void call_timer_fire(uv_timer_t *t)
@@ -684,10 +665,7 @@ static void down_request(struct down *d, const struct ttrpc_header *h, const uin
     c->flags = h->flags;
     if (r.timeout_nano > 0)
         c->deadline = uv_now(px->loop) + (uint64_t)((r.timeout_nano + 999999) / 1000000);
-    c->dnext = d->calls;
-    if (d->calls)
-        d->calls->dprev = c;
-    d->calls = c;
+    LIST_INSERT_HEAD(&d->calls, c, dlink);
     if (ttrpc_bytes_eq(r.method, "CreateContainer") && ttrpc_bytes_eq(r.service, "grpc.AgentService") &&
         cc_job_start(px, c, body, len) == 0) {
         free(owner); /* the job has its own copy */
@@ -732,11 +710,7 @@ static void call_dispatch(struct proxy *px, struct call *c, const uint8_t *body,
     }
     c->body_len = len;
     c->queued = true;
-    if (px->qtail)
-        px->qtail->qnext = c;
-    else
-        px->qhead = c;
-    px->qtail = c;
+    TAILQ_INSERT_TAIL(&px->queue, c, qlink);
     px->qcount++;
     px->qbytes += len;
     uint64_t limit = uv_now(px->loop) + (uint64_t)px->proxy_timeout_ms;
@@ -830,25 +804,22 @@ static void down_close(struct down *d)
     if (px->ucut_d == d)
         px->ucut_d = NULL;
     struct dwrite *w;
-    while ((w = d->deferred)) {
-        d->deferred = w->next;
+    while ((w = STAILQ_FIRST(&d->deferred))) {
+        STAILQ_REMOVE_HEAD(&d->deferred, next);
         free(w);
     }
     /* Its streams are abandoned; only its own. */
-    for (struct call *c = d->calls; c; c = c->dnext)
+    struct call *c;
+    while ((c = LIST_FIRST(&d->calls))) {
+        LIST_REMOVE(c, dlink);
         c->d = NULL;
-    d->calls = NULL;
+    }
     if (d->full) {
         d->full = false;
         px->full_downs--;
         up_pause_update(px);
     }
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        px->downs = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
+    LIST_REMOVE(d, link);
     uv_close((uv_handle_t *)&d->pipe, down_closed);
 }
 
@@ -875,7 +846,8 @@ static void down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void downs_pause(struct proxy *px, bool pause)
 {
-    for (struct down *d = px->downs; d; d = d->next) {
+    struct down *d;
+    LIST_FOREACH(d, &px->downs, link) {
         if (pause && !d->paused) {
             uv_read_stop((uv_stream_t *)&d->pipe);
             d->paused = true;
@@ -895,6 +867,8 @@ static void on_connection(uv_stream_t *server, int status)
     if (!d)
         return;
     d->px = px;
+    LIST_INIT(&d->calls);
+    STAILQ_INIT(&d->deferred);
     uv_pipe_init(px->loop, &d->pipe, 0);
     px->refs++;
     if (uv_accept(server, (uv_stream_t *)&d->pipe)) {
@@ -902,10 +876,7 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&d->pipe, down_closed);
         return;
     }
-    d->next = px->downs;
-    if (px->downs)
-        px->downs->prev = d;
-    px->downs = d;
+    LIST_INSERT_HEAD(&px->downs, d, link);
     px->counts->connections++;
     if (px->up_full) {
         d->paused = true;
@@ -1306,6 +1277,8 @@ struct proxy *proxy_new(const struct proxy_params *p, char *err, size_t errlen)
         goto fail;
     }
     px->next_up_id = 1;
+    LIST_INIT(&px->downs);
+    TAILQ_INIT(&px->queue);
     uv_pipe_init(px->loop, &px->listener, 0);
     px->listener.data = px;
     uv_timer_init(px->loop, &px->retry);
@@ -1347,8 +1320,8 @@ void proxy_close(struct proxy *px)
         return;
     px->ready_cb = NULL;
     fail_in_flight(px, "the sandbox is being stopped");
-    while (px->qhead) {
-        struct call *c = px->qhead;
+    struct call *c;
+    while ((c = TAILQ_FIRST(&px->queue))) {
         queue_remove(px, c);
         if (c->d)
             down_fail(c->d, c->down_id, TTRPC_UNAVAILABLE, "the sandbox is being stopped");
@@ -1356,8 +1329,9 @@ void proxy_close(struct proxy *px)
     }
     px->closing = true;
     up_drop(px);
-    while (px->downs)
-        down_close(px->downs);
+    struct down *d;
+    while ((d = LIST_FIRST(&px->downs)))
+        down_close(d);
     uv_close((uv_handle_t *)&px->listener, handle_closed);
     uv_close((uv_handle_t *)&px->retry, handle_closed);
     uv_close((uv_handle_t *)&px->attempt, handle_closed);

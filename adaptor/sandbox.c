@@ -100,6 +100,7 @@ struct sandbox *sandbox_new(const char *id)
     memcpy(sb->id, id, n);
     sb->id[n] = '\0';
     sb->created_unix = (int64_t)time(NULL);
+    TAILQ_INIT(&sb->ops);
     return sb;
 }
 

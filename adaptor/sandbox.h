@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "turn.h"
@@ -72,7 +73,7 @@ struct sandbox {
     /* Runtime only (not persisted). */
     char pod_uid[64];      /* the pod's metadata.uid, read with its pull secrets (the PeerPod's owner) */
     struct sandbox_op *op; /* current operation, NULL when idle */
-    struct sandbox_op *queue_head, *queue_tail;
+    TAILQ_HEAD(, sandbox_op) ops; /* waiting behind op, in the order they run (hypervisor.c) */
     uv_timer_t *retry; /* delete retry timer, owned */
     struct proxy *proxy; /* agent relay while the VM runs, owned */
     bool recovered;      /* running before this daemon started (its pod was not re-created) */

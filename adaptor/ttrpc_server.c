@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,7 +25,7 @@ struct ttrpc_server {
     const struct ttrpc_method *methods;
     size_t n_methods;
     void *ctx;
-    struct conn *conns;
+    LIST_HEAD(, conn) conns;
     size_t n_conns;
     size_t handles; /* open uv handles; the server is freed when it drops to 0 while closing */
 };
@@ -32,8 +33,8 @@ struct ttrpc_server {
 struct conn {
     uv_pipe_t pipe;
     struct ttrpc_server *srv;
-    struct conn *next, *prev;
-    struct ttrpc_call *calls;
+    LIST_ENTRY(conn) link;       /* on srv->conns until closed */
+    LIST_HEAD(, ttrpc_call) calls; /* not yet answered */
     uint8_t *buf;
     size_t len, cap;
     struct ttrpc_framer framer;
@@ -46,7 +47,7 @@ struct conn {
 struct ttrpc_call {
     uv_timer_t timer; /* first member: the close callback recovers the call from it */
     struct conn *conn;
-    struct ttrpc_call *next, *prev;
+    LIST_ENTRY(ttrpc_call) link; /* on conn->calls while conn is set */
     uint32_t stream_id;
     uint64_t deadline;
     bool has_timer;
@@ -91,14 +92,8 @@ static void call_unlink(struct ttrpc_call *c)
 {
     if (!c->conn)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->conn->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     c->conn = NULL;
-    c->next = c->prev = NULL;
 }
 
 static void call_timer_closed(uv_handle_t *h)
@@ -255,19 +250,13 @@ static void conn_close(struct conn *cn)
     cn->closing = true;
     /* As in the Go server, a call's context ends with its connection: handlers are told,
      * still own their calls, and their answers go nowhere. */
-    while (cn->calls) {
-        struct ttrpc_call *c = cn->calls;
+    struct ttrpc_call *c;
+    while ((c = LIST_FIRST(&cn->calls))) {
         call_unlink(c);
         ttrpc_call_cancel(c, TTRPC_CANCELED);
     }
-    struct ttrpc_server *s = cn->srv;
-    if (cn->prev)
-        cn->prev->next = cn->next;
-    else
-        s->conns = cn->next;
-    if (cn->next)
-        cn->next->prev = cn->prev;
-    s->n_conns--;
+    LIST_REMOVE(cn, link);
+    cn->srv->n_conns--;
     uv_close((uv_handle_t *)&cn->pipe, conn_closed);
 }
 
@@ -348,10 +337,7 @@ static void conn_dispatch(struct conn *cn, const struct ttrpc_header *h, const u
     }
     c->stream_id = h->stream_id;
     c->conn = cn;
-    c->next = cn->calls;
-    if (cn->calls)
-        cn->calls->prev = c;
-    cn->calls = c;
+    LIST_INSERT_HEAD(&cn->calls, c, link);
     if (req.timeout_nano > 0) {
         uint64_t ms = ((uint64_t)req.timeout_nano + 999999) / 1000000;
         c->deadline = uv_now(s->loop) + ms;
@@ -452,10 +438,7 @@ static void server_accept(uv_stream_t *l, int status)
         return;
     }
     s->handles++;
-    cn->next = s->conns;
-    if (s->conns)
-        s->conns->prev = cn;
-    s->conns = cn;
+    LIST_INSERT_HEAD(&s->conns, cn, link);
     s->n_conns++;
     if (uv_accept(l, (uv_stream_t *)&cn->pipe)) {
         conn_close(cn);
@@ -490,8 +473,9 @@ static void listener_closed(uv_handle_t *h)
 void ttrpc_server_close(struct ttrpc_server *s)
 {
     s->closing = true;
-    while (s->conns)
-        conn_close(s->conns);
+    struct conn *cn;
+    while ((cn = LIST_FIRST(&s->conns)))
+        conn_close(cn);
     if (s->handles == 0) {
         free(s);
         return;

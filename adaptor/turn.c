@@ -30,17 +30,15 @@ static void turn_reset(uv_prepare_t *p)
  * block and the next turn runs it. */
 static void turn_drain(struct turn *t, bool at_least_one)
 {
-    if (t->head && (at_least_one || !turn_spent(t))) {
+    struct turn_task *task;
+    if (!STAILQ_EMPTY(&t->tasks) && (at_least_one || !turn_spent(t))) {
         do {
-            struct turn_task *task = t->head;
-            t->head = task->next;
-            if (!t->head)
-                t->tail = NULL;
-            task->next = NULL;
+            task = STAILQ_FIRST(&t->tasks);
+            STAILQ_REMOVE_HEAD(&t->tasks, link);
             task->fn(task);
-        } while (t->head && !turn_spent(t));
+        } while (!STAILQ_EMPTY(&t->tasks) && !turn_spent(t));
     }
-    if (t->head)
+    if (!STAILQ_EMPTY(&t->tasks))
         uv_idle_start(&t->idle, turn_idle);
     else
         uv_idle_stop(&t->idle);
@@ -61,7 +59,7 @@ void turn_init(struct turn *t, uv_loop_t *loop, uint64_t budget_ns, void *owner)
 {
     t->began = 0;
     t->budget_ns = budget_ns ? budget_ns : TURN_BUDGET_NS;
-    t->head = t->tail = NULL;
+    STAILQ_INIT(&t->tasks);
     uv_prepare_init(loop, &t->prepare);
     uv_check_init(loop, &t->check);
     uv_idle_init(loop, &t->idle);
@@ -85,12 +83,7 @@ bool turn_spent(struct turn *t)
 
 void turn_defer(struct turn *t, struct turn_task *task)
 {
-    task->next = NULL;
-    if (t->tail)
-        t->tail->next = task;
-    else
-        t->head = task;
-    t->tail = task;
+    STAILQ_INSERT_TAIL(&t->tasks, task, link);
     /* The idle handle keeps the next poll from blocking; when an I/O callback put the task
      * off, this turn's check phase usually runs it first and stops the handle again. */
     uv_idle_start(&t->idle, turn_idle);
@@ -98,7 +91,7 @@ void turn_defer(struct turn *t, struct turn_task *task)
 
 void turn_run_or_defer(struct turn *t, struct turn_task *task)
 {
-    if (t->head || turn_spent(t)) /* FIFO: nothing overtakes what waits already */
+    if (!STAILQ_EMPTY(&t->tasks) || turn_spent(t)) /* FIFO: nothing overtakes what waits already */
         turn_defer(t, task);
     else
         task->fn(task);

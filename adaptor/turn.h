@@ -23,13 +23,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #define TURN_BUDGET_NS 2000000u /* 2 ms */
 
 struct turn_task {
     void (*fn)(struct turn_task *task);
-    struct turn_task *next;
+    STAILQ_ENTRY(turn_task) link; /* while deferred */
 };
 
 struct turn {
@@ -38,7 +39,7 @@ struct turn {
     uv_idle_t idle;       /* .data is the owner's */
     uint64_t began;       /* uv_hrtime() of the first turn_spent() this turn, 0 = none yet */
     uint64_t budget_ns;
-    struct turn_task *head, *tail;
+    STAILQ_HEAD(, turn_task) tasks; /* deferred, run in this order; not owned */
 };
 
 /* budget_ns 0 = TURN_BUDGET_NS. The handles do not keep the loop alive by themselves. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "azjson.h"
@@ -17,7 +18,7 @@
 struct az_token_wait {
     az_token_cb cb;
     void *arg;
-    struct az_token_wait *next;
+    LIST_ENTRY(az_token_wait) link; /* on a->waiters */
     bool due; /* waiting when the answer came: wake() gives it this answer */
 };
 
@@ -30,7 +31,7 @@ struct az_auth {
     char *token;      /* cached, wiped on free */
     uint64_t expires_at, refresh_at, retry_at; /* uv_now() ms */
     struct azreq *req;
-    struct az_token_wait *waiters;
+    LIST_HEAD(, az_token_wait) waiters;
     uint32_t seed;
 };
 
@@ -107,6 +108,7 @@ struct az_auth *az_auth_new(uv_loop_t *loop, struct http *http, const struct az_
         return NULL;
     }
     a->loop = loop;
+    LIST_INIT(&a->waiters);
     a->http = http;
     a->seed = (uint32_t)uv_hrtime() | 1u;
     const char *aud = c->audience && *c->audience ? c->audience : "https://management.core.windows.net/";
@@ -172,9 +174,9 @@ void az_auth_free(struct az_auth *a)
     if (!a)
         return;
     azreq_cancel(a->req);
-    while (a->waiters) {
-        struct az_token_wait *w = a->waiters;
-        a->waiters = w->next;
+    struct az_token_wait *w;
+    while ((w = LIST_FIRST(&a->waiters))) {
+        LIST_REMOVE(w, link);
         free(w);
     }
     wipe_free(a->token);
@@ -198,16 +200,16 @@ void az_auth_invalidate(struct az_auth *a)
  * the next fetch, not this answer). */
 static void wake(struct az_auth *a, const char *token, const char *err)
 {
-    for (struct az_token_wait *w = a->waiters; w; w = w->next)
+    struct az_token_wait *w;
+    LIST_FOREACH(w, &a->waiters, link)
         w->due = true;
     for (;;) {
-        struct az_token_wait **pp = &a->waiters;
-        while (*pp && !(*pp)->due)
-            pp = &(*pp)->next;
-        struct az_token_wait *w = *pp;
+        LIST_FOREACH(w, &a->waiters, link)
+            if (w->due)
+                break;
         if (!w)
             return;
-        *pp = w->next;
+        LIST_REMOVE(w, link);
         w->cb(w->arg, token, err);
         free(w);
     }
@@ -358,8 +360,7 @@ int az_auth_get(struct az_auth *a, az_token_cb cb, void *arg)
         return -1;
     w->cb = cb;
     w->arg = arg;
-    w->next = a->waiters;
-    a->waiters = w;
+    LIST_INSERT_HEAD(&a->waiters, w, link);
     if (a->req)
         return 0; /* one refresh for everyone */
     char err[512];
@@ -374,14 +375,12 @@ int az_auth_get(struct az_auth *a, az_token_cb cb, void *arg)
 
 void az_auth_forget(struct az_auth *a, void *arg)
 {
-    struct az_token_wait **pp = &a->waiters;
-    while (*pp) {
-        struct az_token_wait *w = *pp;
+    struct az_token_wait *w = LIST_FIRST(&a->waiters), *next;
+    for (; w; w = next) {
+        next = LIST_NEXT(w, link);
         if (w->arg == arg) {
-            *pp = w->next;
+            LIST_REMOVE(w, link);
             free(w);
-        } else {
-            pp = &w->next;
         }
     }
 }

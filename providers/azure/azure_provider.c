@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,10 +53,10 @@ struct provider {
     size_t n_tags;
     char node[256];
     char *ssh_key;
-    struct arm_call *calls; /* every call in flight, for shutdown */
-    struct provider_op *ops;
-    struct az_del *dels;
-    struct az_list *lists;
+    LIST_HEAD(, arm_call) calls; /* every call in flight, for shutdown */
+    LIST_HEAD(, provider_op) ops;
+    LIST_HEAD(, az_del) dels;
+    LIST_HEAD(, az_list) lists;
     uint32_t seed;
     uint64_t throttled_until; /* ARM said 429 with Retry-After: every ARM call queues until then */
     uint64_t api_calls[METRICS_CLASSES]; /* ARM calls by the class of their final answer */
@@ -78,7 +79,7 @@ struct arm_call {
     struct azreq *q;
     uv_timer_t start; /* first step on the next loop turn: callbacks never run inside arm_start */
     bool retried_401;
-    struct arm_call *next, *prev;
+    LIST_ENTRY(arm_call) link; /* on p->calls until it ends */
 };
 
 static void call_closed(uv_handle_t *h)
@@ -91,15 +92,8 @@ static void call_closed(uv_handle_t *h)
 
 static void call_end(struct arm_call *c)
 {
-    struct provider *p = c->p;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (p->calls == c)
-        p->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    az_auth_forget(p->auth, c);
+    LIST_REMOVE(c, link);
+    az_auth_forget(c->p->auth, c);
     uv_close((uv_handle_t *)&c->start, call_closed);
 }
 
@@ -196,10 +190,7 @@ static struct arm_call *arm_start(struct provider *p, const char *method, const 
     uv_timer_init(p->loop, &c->start);
     c->start.data = c;
     uv_timer_start(&c->start, call_begin, 0, 0);
-    c->next = p->calls;
-    if (p->calls)
-        p->calls->prev = c;
-    p->calls = c;
+    LIST_INSERT_HEAD(&p->calls, c, link);
     return c;
 }
 
@@ -353,7 +344,7 @@ struct provider_op {
     char *body;
     char *disk_errs; /* the checks' findings, "\n  - ..." each; NULL when none */
     unsigned closes;
-    struct provider_op *next, *prev;
+    LIST_ENTRY(provider_op) link; /* on p->ops until freed */
 };
 
 static void op_closed(uv_handle_t *h)
@@ -369,24 +360,12 @@ static void op_closed(uv_handle_t *h)
     free(op);
 }
 
-static void op_unlink(struct provider_op *op)
-{
-    struct provider *p = op->p;
-    if (op->prev)
-        op->prev->next = op->next;
-    else if (p->ops == op)
-        p->ops = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    op->next = op->prev = NULL;
-}
-
 static void op_free(struct provider_op *op)
 {
     arm_cancel(op->call);
     arm_cancel(op->niccall);
     op->call = op->niccall = NULL;
-    op_unlink(op);
+    LIST_REMOVE(op, link);
     op->closes = 2;
     uv_close((uv_handle_t *)&op->timer, op_closed);
     uv_close((uv_handle_t *)&op->nictimer, op_closed);
@@ -797,10 +776,7 @@ static struct provider_op *az_create(struct provider *p, const struct provider_c
     uv_timer_init(p->loop, &op->timer);
     uv_timer_init(p->loop, &op->nictimer);
     op->timer.data = op->nictimer.data = op;
-    op->next = p->ops;
-    if (p->ops)
-        p->ops->prev = op;
-    p->ops = op;
+    LIST_INSERT_HEAD(&p->ops, op, link);
     url_vm(p, op->name, op->vm_url, sizeof(op->vm_url));
 
     const struct az_options *o = p->o;
@@ -927,7 +903,7 @@ struct az_del {
     uv_timer_t timer;
     provider_delete_cb cb;
     void *arg;
-    struct az_del *next, *prev;
+    LIST_ENTRY(az_del) link; /* on p->dels until freed */
 };
 
 static void del_closed(uv_handle_t *h)
@@ -937,15 +913,9 @@ static void del_closed(uv_handle_t *h)
 
 static void del_free(struct az_del *d)
 {
-    struct provider *p = d->p;
     arm_cancel(d->call);
     d->call = NULL;
-    if (d->prev)
-        d->prev->next = d->next;
-    else if (p->dels == d)
-        p->dels = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
+    LIST_REMOVE(d, link);
     uv_close((uv_handle_t *)&d->timer, del_closed);
 }
 
@@ -1118,10 +1088,7 @@ static void az_destroy(struct provider *p, const char *name, const char *id, pro
     snprintf(d->name, sizeof(d->name), "%s", name);
     uv_timer_init(p->loop, &d->timer);
     d->timer.data = d;
-    d->next = p->dels;
-    if (p->dels)
-        p->dels->prev = d;
-    p->dels = d;
+    LIST_INSERT_HEAD(&p->dels, d, link);
     uv_timer_start(&d->timer, del_begin, 0, 0);
 }
 
@@ -1135,19 +1102,13 @@ struct az_list {
     size_t n, cap;
     unsigned pages;
     struct arm_call *call;
-    struct az_list *next, *prev;
+    LIST_ENTRY(az_list) link; /* on p->lists until freed */
 };
 
 static void list_free(struct az_list *l)
 {
-    struct provider *p = l->p;
     arm_cancel(l->call);
-    if (l->prev)
-        l->prev->next = l->next;
-    else if (p->lists == l)
-        p->lists = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    LIST_REMOVE(l, link);
     free(l->v);
     free(l);
 }
@@ -1240,10 +1201,7 @@ static void az_list(struct provider *p, provider_list_cb cb, void *arg)
         l->p = p;
         l->cb = cb;
         l->arg = arg;
-        l->next = p->lists;
-        if (p->lists)
-            p->lists->prev = l;
-        p->lists = l;
+        LIST_INSERT_HEAD(&p->lists, l, link);
         if ((l->call = arm_start(p, "GET", url, NULL, 0, list_page, l)))
             return;
         list_free(l);
@@ -1322,14 +1280,14 @@ static const char *audience_of(const char *endpoint)
 
 static void provider_free(struct provider *p)
 {
-    while (p->ops)
-        op_free(p->ops);
-    while (p->dels)
-        del_free(p->dels);
-    while (p->lists)
-        list_free(p->lists);
-    while (p->calls)
-        arm_cancel(p->calls);
+    while (!LIST_EMPTY(&p->ops))
+        op_free(LIST_FIRST(&p->ops));
+    while (!LIST_EMPTY(&p->dels))
+        del_free(LIST_FIRST(&p->dels));
+    while (!LIST_EMPTY(&p->lists))
+        list_free(LIST_FIRST(&p->lists));
+    while (!LIST_EMPTY(&p->calls))
+        arm_cancel(LIST_FIRST(&p->calls));
     az_auth_free(p->auth);
     http_free(p->http);
     instance_list_free(p->allow, p->n_allow);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,7 +63,7 @@ struct provider {
     /* Loop thread only. */
     size_t pending;
     bool closing;
-    struct provider_op *ops; /* creates waiting for their address */
+    LIST_HEAD(, provider_op) ops; /* creates waiting for their address */
     libvirt_ifaddrs_fn ifaddrs;
     int (*domain_start)(virDomainPtr dom);
 };
@@ -420,20 +421,8 @@ struct provider_op {
     bool transient; /* the last poll failed for want of libvirtd, not because of the domain */
     uint64_t outage_since; /* loop ms of the first of a run of transient poll failures, 0 none */
     uv_timer_t *timer;
-    struct provider_op *next, *prev;
+    LIST_ENTRY(provider_op) link; /* on p->ops until freed */
 };
-
-static void op_unlink(struct provider_op *op)
-{
-    struct provider *p = op->p;
-    if (op->prev)
-        op->prev->next = op->next;
-    else if (p->ops == op)
-        p->ops = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    op->next = op->prev = NULL;
-}
 
 static void timer_closed(uv_handle_t *h)
 {
@@ -442,7 +431,7 @@ static void timer_closed(uv_handle_t *h)
 
 static void op_free(struct provider_op *op)
 {
-    op_unlink(op);
+    LIST_REMOVE(op, link);
     if (op->timer)
         uv_close((uv_handle_t *)op->timer, timer_closed);
     if (op->userdata) {
@@ -804,10 +793,7 @@ static struct provider_op *lv_create(struct provider *p, const struct provider_c
         free(op);
         return NULL;
     }
-    op->next = p->ops;
-    if (p->ops)
-        p->ops->prev = op;
-    p->ops = op;
+    LIST_INSERT_HEAD(&p->ops, op, link);
     return op;
 }
 
@@ -1202,8 +1188,8 @@ static void lv_shutdown(struct provider *p)
 {
     p->closing = true;
     /* Creates waiting on their timer are dropped now; those in the pool when they return. */
-    for (struct provider_op *op = p->ops, *next; op; op = next) {
-        next = op->next;
+    for (struct provider_op *op = LIST_FIRST(&p->ops), *next; op; op = next) {
+        next = LIST_NEXT(op, link);
         if (!op->inflight)
             op_free(op);
     }
