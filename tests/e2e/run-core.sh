@@ -4,8 +4,10 @@
 # the same library) behind the agent relay.
 #
 # The runner and every daemon it starts live in a network namespace made here (loopback only,
-# plus a local route for libvirt's test-driver subnet 192.168.122.0/24, so the relay's dials to
-# those VMs reach the stand-in forwarder and nothing ever leaves the machine). Needs root.
+# plus a local route for the addresses libvirt's test driver reports, 192.168.122.3 onwards, 20
+# apart with every domain a daemon starts (192.168.120.0/21 holds a daemon's first 76), so the
+# relay's dials to those VMs reach the stand-in forwarder and nothing ever leaves the machine).
+# Needs root.
 #
 # Usage (from anywhere; paths are relative to the repository root):
 #   tests/e2e/run-core.sh [caa-e2e flags...]      e.g.  -run 'lifecycle|crash' -v
@@ -42,5 +44,5 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 ip -n "$ns" link set lo up
-ip -n "$ns" route add local 192.168.122.0/24 dev lo table local
+ip -n "$ns" route add local 192.168.120.0/21 dev lo table local
 ip netns exec "$ns" build/test/caa-e2e -daemon "$daemon" "$@"
