@@ -433,7 +433,9 @@ void http_cancel(struct http_call *c)
             start_waiting(h);
         return;
     }
-    if (c->list) { /* waiting or failed; off every list it is being answered */
+    /* Waiting, or failed and not yet answered; a call being answered is on no list, and its
+     * dispatcher frees it after the callback. */
+    if (c->list) {
         call_move(c, NULL);
         call_free(c);
     }
